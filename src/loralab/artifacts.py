@@ -1,0 +1,103 @@
+"""Artifacts on disk: atomic writes, provenance (`meta.json`), identity hashes and cache folders."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from loralab.errors import LoralabError
+
+META = "meta.json"
+
+
+def cache_dir() -> Path:
+    """Where built base models live: `$LORALAB_CACHE`, default `~/.cache/loralab`."""
+    root = os.environ.get("LORALAB_CACHE") or str(Path.home() / ".cache" / "loralab")
+    return Path(root).expanduser()
+
+
+def config_hash(obj: Any, length: int = 12) -> str:
+    """A stable short hash of a JSON-able object (keys sorted)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def _git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def provenance() -> dict[str, Any]:
+    """Versions, git revision and host facts that go into every `meta.json`."""
+    import peft
+    import torch
+    import transformers
+
+    from loralab import __version__
+
+    return {
+        "loralab": __version__,
+        "git_revision": _git_revision(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a missing or corrupt file is a `LoralabError` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise LoralabError(f"{path}: file not found") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LoralabError(f"{path}: not valid JSON ({exc})") from exc
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside `final`; rename it to `final` only if the block finishes.
+
+    A killed or failed run leaves at most a hidden `.tmp-*` folder, never a `final` that looks complete.
+    """
+    final = Path(final)
+    if final.exists() and not overwrite:
+        raise LoralabError(f"{final}: already exists (pass --overwrite to replace it)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)

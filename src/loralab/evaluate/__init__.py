@@ -1,0 +1,56 @@
+"""Evaluation: batched greedy generation, answer extraction, accuracy with a Wilson interval."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loralab.evaluate.generate import generate
+from loralab.evaluate.score import extract, is_correct, wilson
+
+__all__ = ["Evaluation", "evaluate", "extract", "generate", "is_correct", "wilson"]
+
+
+@dataclass
+class Evaluation:
+    """Per-example predictions and the cell's accuracy."""
+
+    rows: list[dict[str, Any]]
+    n: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return wilson(self.correct, self.n)
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[dict[str, Any]],
+    max_new_tokens: int = 128,
+    batch_size: int = 64,
+    label: str = "evaluating",
+) -> Evaluation:
+    """Generate for every example's `prompt`, extract by its `format` (`cot` or `direct`), score vs `gold`."""
+    outputs = generate(model, tokenizer, [ex["prompt"] for ex in examples], max_new_tokens, batch_size, label)
+    rows = []
+    for ex, text in zip(examples, outputs, strict=True):
+        fmt = ex.get("format", "direct")
+        got = extract(text, fmt)
+        rows.append(
+            {
+                "id": ex.get("id", ""),
+                "prompt": ex["prompt"],
+                "gold": ex["gold"],
+                "output": text,
+                "extracted": got,
+                "correct": is_correct(got, ex["gold"], fmt),
+            }
+        )
+    return Evaluation(rows, len(rows), sum(r["correct"] for r in rows))

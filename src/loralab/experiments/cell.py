@@ -1,0 +1,80 @@
+"""One evaluation cell: base + experts + method on one dataset file, stored in the results database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loralab.artifacts import read_json
+from loralab.combine import combine
+from loralab.evaluate import Evaluation, evaluate
+from loralab.experiments.store import add_cell, connect
+from loralab.models.load import load_base, resolve_base
+from loralab.worlds.jsonl import read_jsonl
+
+
+def dataset_label(data: Path) -> tuple[str, str | None]:
+    """(name, generator version) of a dataset file: `<folder>/<file stem>` and the folder's meta, if any."""
+    meta_path = data.parent / "meta.json"
+    version = read_json(meta_path).get("generator") if meta_path.is_file() else None
+    return f"{data.parent.name}/{data.name.removesuffix('.jsonl')}", version
+
+
+def run_cell(
+    base: str | Path,
+    data: Path | str,
+    db: Path | str,
+    run: str,
+    experts: Sequence[Path | str] = (),
+    method: str | None = None,
+    options: dict[str, Any] | None = None,
+    library: str | None = None,
+    max_new_tokens: int = 128,
+    batch_size: int = 64,
+    device: str | None = None,
+    method_label: str | None = None,
+) -> tuple[int, Evaluation]:
+    """Evaluate base (+ experts combined by `method`) on `data`; store the cell; return (cell id, result)."""
+    data = Path(data)
+    examples = read_jsonl(data, required=("prompt", "gold"))
+    base_path = resolve_base(base)
+    model, tokenizer = load_base(base_path, device=device)
+    if experts:
+        model = combine(model, experts, method or "uniform", **(options or {}))
+    label = method_label or (method if experts else "base")
+    result = evaluate(model, tokenizer, examples, max_new_tokens, batch_size, label=f"evaluating {label}")
+    name, version = dataset_label(data)
+    formats = {ex.get("format", "direct") for ex in examples}
+    cell = {
+        "run": run,
+        "base": _base_label(base, base_path),
+        "dataset": name,
+        "dataset_version": version,
+        "prompting": "/".join(sorted(formats)),
+        "method": label,
+        "library": library or (",".join(Path(e).name for e in experts) if experts else "-"),
+        "n": result.n,
+        "correct": result.correct,
+        "accuracy": result.accuracy,
+        "ci_low": result.ci[0],
+        "ci_high": result.ci[1],
+        "config": {
+            "base": str(base_path),
+            "experts": [str(Path(e).resolve()) for e in experts],
+            "method": method,
+            "options": options or {},
+            "data": str(data.resolve()),
+            "max_new_tokens": max_new_tokens,
+        },
+    }
+    con = connect(db)
+    try:
+        cell_id = add_cell(con, cell, result.rows)
+    finally:
+        con.close()
+    return cell_id, result
+
+
+def _base_label(base: str | Path, path: Path) -> str:
+    return f"builtin:{base}" if str(base) != str(path) else path.name

@@ -1,0 +1,78 @@
+"""Load any base: a built-in preset name (built on first use) or a local Hugging Face causal-LM folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loralab.errors import LoralabError
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """`device` if given, else CUDA when present, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_base(base: str | Path) -> Path:
+    """A preset name resolves to its cached folder (built if missing); anything else must be a model folder."""
+    from loralab.models.tiny import PRESETS, ensure_built
+
+    if isinstance(base, str) and base in PRESETS:
+        return ensure_built(base)
+    path = Path(base)
+    if not path.is_dir():
+        raise LoralabError(f"--base {base}: neither a preset ({', '.join(PRESETS)}) nor a model folder")
+    if not (path / "config.json").is_file():
+        raise LoralabError(f"--base {path}: no config.json; not a Hugging Face model folder")
+    return path
+
+
+def check_causal_lm(path: Path) -> None:
+    """Fail with one line if the folder's config is not a causal language model."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise LoralabError(f"--base {path}: cannot read config.json ({str(exc).splitlines()[0]})") from exc
+    archs = getattr(config, "architectures", None) or []
+    causal = (
+        any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+        if archs
+        else (config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+    )
+    if not causal:
+        raise LoralabError(f"--base {path}: model type {config.model_type!r} is not a causal language model")
+
+
+def load_base(
+    base: str | Path | Any, device: str | None = None, dtype: torch.dtype | None = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode on `device`. Accepts a preset, a folder, or a (model, tokenizer) pair."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    if isinstance(base, tuple):
+        return base
+    path = resolve_base(base)
+    check_causal_lm(path)
+    dev = pick_device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise LoralabError(f"--base {path}: cannot load ({str(exc).splitlines()[0]})") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(dev).eval()  # type: ignore[arg-type]
+    model.name_or_path = str(path)
+    return model, tokenizer

@@ -1,0 +1,156 @@
+"""The real CLI end to end (data -> train -> eval -> report) and its one-line errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_cli_end_to_end(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "work"
+    assert (
+        run_cli(["data", "twohop", "--variant", "FF", "--triplets", "4", "--workdir", str(work)], monkeypatch)
+        == 0
+    )
+    data = work / "data" / "twohop-FF-n4-s0"
+    assert sorted(p.name for p in data.iterdir())[:3] == ["ab.test.jsonl", "ab.train.jsonl", "ac.test.jsonl"]
+    lib = work / "lib"
+    for name, task in (("A-B", "ab"), ("B-C", "bc")):
+        code = run_cli(
+            [
+                "train",
+                "--base",
+                "test",
+                "--data",
+                str(data / f"{task}.train.jsonl"),
+                "--out",
+                str(lib / name),
+                "--epochs",
+                "1",
+                "--r",
+                "2",
+            ],
+            monkeypatch,
+        )
+        assert code == 0
+    assert (lib / "index.json").is_file()
+    assert run_cli(["library", "ls", str(lib)], monkeypatch) == 0
+    assert "A-B" in capsys.readouterr().out
+    for method in ("uniform", "arrow"):
+        code = run_cli(
+            [
+                "eval",
+                "--base",
+                "test",
+                "--data",
+                str(data / "ac_cot.test.jsonl"),
+                "--expert",
+                str(lib / "A-B"),
+                "--expert",
+                str(lib / "B-C"),
+                "--method",
+                method,
+                "--max-new-tokens",
+                "8",
+                "--workdir",
+                str(work),
+            ],
+            monkeypatch,
+        )
+        assert code == 0
+    con = sqlite3.connect(work / "results.sqlite")
+    cells = con.execute("SELECT method, n, prompting, dataset FROM cells ORDER BY id").fetchall()
+    assert cells == [
+        ("uniform", 12, "cot", "twohop-FF-n4-s0/ac_cot.test"),
+        ("arrow", 12, "cot", "twohop-FF-n4-s0/ac_cot.test"),
+    ]
+    assert con.execute("SELECT count(*) FROM examples").fetchone() == (24,)
+    capsys.readouterr()
+    assert run_cli(["report", str(work / "results.sqlite"), "--format", "csv"], monkeypatch) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split(",")[:8] == [
+        "run",
+        "base",
+        "dataset",
+        "dataset_version",
+        "prompting",
+        "method",
+        "library",
+        "n",
+    ]
+    assert len(lines) == 3 and lines[1].split(",")[5] == "uniform"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--base", "test", "--data", "{bad}", "--max-new-tokens", "2"], "bad.jsonl:2: not JSONL"),
+        (["eval", "--base", "test", "--data", "{nofield}"], "nofield.jsonl:1: missing string field(s) gold"),
+        (["eval", "--base", "test", "--data", "{good}", "--opt", "top_k"], "--opt top_k: expected key=value"),
+        (["eval", "--base", "{tmp}", "--data", "{good}"], "no config.json"),
+        (
+            [
+                "eval",
+                "--base",
+                "test",
+                "--data",
+                "{good}",
+                "--expert",
+                "{tmp}/missing",
+                "--method",
+                "uniform",
+            ],
+            "missing: expert folder not found",
+        ),
+        (
+            ["eval", "--base", "test", "--data", "{good}", "--expert", "{tmp}", "--method", "nope"],
+            "--method nope: unknown",
+        ),
+        (["data", "twohop", "--variant", "XX"], "--variant XX: choose one of FF, HH, RR"),
+        (
+            ["train", "--data", "{good}", "--out", "{tmp}/e", "--targets", "everything", "--base", "test"],
+            "--targets:",
+        ),
+        (["report", "{tmp}/none.sqlite"], "none.sqlite: results database not found"),
+        (["report", "{bad}"], "not a loralab results database"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(
+    args: list[str],
+    message: str,
+    tiny_base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "a", "gold": "b"}\n{oops\n')
+    (tmp_path / "nofield.jsonl").write_text('{"prompt": "a"}\n')
+    (tmp_path / "good.jsonl").write_text('{"prompt": "a", "gold": "b", "answer": "b."}\n')
+    files = {
+        "bad": tmp_path / "bad.jsonl",
+        "nofield": tmp_path / "nofield.jsonl",
+        "good": tmp_path / "good.jsonl",
+        "tmp": tmp_path,
+    }
+    argv = [a.format(**files) for a in args]
+    capsys.readouterr()
+    assert run_cli(argv, monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err.replace("\n", "")
+    assert err.startswith("error:") and "Traceback" not in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_base_folder_that_is_not_a_causal_lm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "bert", "architectures": ["BertModel"]}')
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a", "gold": "b"}\n')
+    assert run_cli(["eval", "--base", str(tmp_path), "--data", str(tmp_path / "d.jsonl")], monkeypatch) == 2
+    assert "is not a causal language model" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import torch
+
+from loralab.combine import combine
+from loralab.experts.library import list_library, load_expert
+from loralab.experts.train import bucketed_batches, encode, resolve_targets
+from loralab.models.load import load_base
+
+
+def test_loss_mask_covers_the_prompt_only(tiny_base: Path) -> None:
+    _, tok = load_base(tiny_base)
+    rows = [{"prompt": "Who is Marie Curie married to?", "answer": "Marie Curie is married to Zint."}]
+    ((ids, labels),) = encode(tok, rows, 512, "x.jsonl")
+    n_answer = len(tok("Marie Curie is married to Zint.<|im_end|>\n", add_special_tokens=False)["input_ids"])
+    assert len(ids) == len(labels)
+    assert labels.count(-100) == len(ids) - n_answer
+    assert labels[-n_answer:] == ids[-n_answer:]
+
+
+def test_length_buckets_cover_every_example_once() -> None:
+    examples = [([0] * n, [0] * n) for n in (5, 3, 9, 3, 7, 5, 1)]
+    batches = bucketed_batches(examples, 3, random.Random(0))
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(7))
+    assert [len(b) for b in sorted(batches, key=len)] == [1, 3, 3]
+    for b in batches:  # within a batch, lengths are neighbours in sorted order
+        lengths = sorted(len(examples[i][0]) for i in b)
+        assert lengths[-1] - lengths[0] <= 4
+
+
+def test_target_presets_resolve_to_the_architectures_names(tiny_base: Path) -> None:
+    model, _ = load_base(tiny_base)
+    assert resolve_targets(model, "mlp") == ["gate_proj", "up_proj", "down_proj"]
+    assert resolve_targets(model, "attention") == ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def test_expert_is_a_peft_adapter_with_meta(trained_expert: Path, tiny_base: Path) -> None:
+    from peft import PeftModel
+
+    meta = json.loads((trained_expert / "meta.json").read_text())
+    assert meta["kind"] == "expert" and meta["lr"] == 3e-3 and meta["examples"] == 54
+    assert meta["target_modules"] == ["gate_proj", "up_proj", "down_proj"]
+    model, _ = load_base(tiny_base)
+    peft_model = PeftModel.from_pretrained(model, trained_expert)
+    ids = torch.tensor([[3, 10, 20, 30, 40]])
+    with torch.no_grad():
+        via_peft = peft_model(ids).logits
+    merged, _ = load_base(tiny_base)
+    combine(merged, [trained_expert], "uniform")  # the mean of one delta is the expert itself
+    with torch.no_grad():
+        via_merge = merged(ids).logits
+    torch.testing.assert_close(via_peft, via_merge, atol=1e-4, rtol=1e-4)
+    expert = load_expert(trained_expert)
+    assert expert.r == 4 and expert.scaling == 8.0 and len(expert.modules) == 2 * 3
+    assert any(float(expert.B[m].abs().max()) > 0 for m in expert.modules)  # training moved B off zero
+
+
+def test_library_index_lists_experts(trained_expert: Path) -> None:
+    entries = list_library(trained_expert.parent)
+    assert [e["name"] for e in entries] == ["A-B"]
+    assert entries[0]["r"] == 4 and entries[0]["examples"] == 54
