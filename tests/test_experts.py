@@ -64,3 +64,10 @@ def test_library_index_lists_experts(trained_expert: Path) -> None:
     entries = list_library(trained_expert.parent)
     assert [e["name"] for e in entries] == ["A-B"]
     assert entries[0]["r"] == 4 and entries[0]["examples"] == 54
+
+
+def test_public_api_names_resolve() -> None:
+    import loralab
+
+    for name in loralab.__all__:
+        assert getattr(loralab, name) is not None

@@ -24,7 +24,8 @@ library_app = typer.Typer(no_args_is_help=True, help="Inspect expert libraries."
 app.add_typer(data_app, name="data")
 app.add_typer(base_app, name="base")
 app.add_typer(library_app, name="library")
-console = Console()
+# a pipe or log file gets wide tables instead of rich's default of 80 columns
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 Workdir = Annotated[Path, typer.Option(help="where artifacts are written")]
 Base = Annotated[str, typer.Option(help="a built-in preset (default, test) or a local HF model folder")]
