@@ -37,7 +37,7 @@ def loralab_run(base: Path, rows: list[dict[str, Any]], cfg: ExpertConfig) -> tu
         task_type="CAUSAL_LM",
     )
     pm = get_peft_model(model, lora)
-    _, seconds, tokens = _fit(pm, tok, examples, cfg, 3e-3)
+    _, seconds, tokens = _fit(pm, tok, examples, cfg)
     return seconds, tokens
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     base = resolve_base(args.base)
     rows = read_jsonl(twohop_data(args.workdir) / "ab.train.jsonl")
-    cfg = ExpertConfig(epochs=1, batch_size=16)
+    cfg = ExpertConfig(epochs=1, batch_size=16, lr=3e-3)
     model, _ = load_base(base)
     n_params = sum(p.numel() for p in model.parameters())
     peak = bf16_matmul_peak()

@@ -43,7 +43,12 @@ def test_expert_is_a_peft_adapter_with_meta(trained_expert: Path, tiny_base: Pat
     from peft import PeftModel
 
     meta = json.loads((trained_expert / "meta.json").read_text())
-    assert meta["kind"] == "expert" and meta["lr"] == 3e-3 and meta["examples"] == 54
+    assert (
+        meta["kind"] == "expert"
+        and meta["lr"] == 3e-3
+        and meta["config"]["epochs"] == 1
+        and meta["examples"] == 54
+    )
     assert meta["target_modules"] == ["gate_proj", "up_proj", "down_proj"]
     model, _ = load_base(tiny_base)
     peft_model = PeftModel.from_pretrained(model, trained_expert)

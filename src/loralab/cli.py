@@ -131,7 +131,7 @@ def train(
     dropout: Annotated[float, typer.Option(help="LoRA dropout")] = 0.05,
     targets: Annotated[str, typer.Option(help="mlp, attention or both")] = "mlp",
     lr: Annotated[float | None, typer.Option(help="default 3e-3 on a built-in base, else 1e-4")] = None,
-    epochs: int = 5,
+    epochs: Annotated[int | None, typer.Option(help="default 10 on a built-in base, else 5")] = None,
     batch_size: int = 16,
     seed: int = 0,
     overwrite: bool = False,

@@ -20,7 +20,7 @@ from loralab.worlds.twohop import build_twohop
 EXPERTS = {  # name -> training files of the dataset folder
     "A-B": ("ab.train.jsonl",),
     "B-C": ("bc.train.jsonl",),
-    "A-C-oracle": ("ac_cot.train.jsonl", "ac.train.jsonl"),
+    "A-C-oracle": ("ac_cot.train.jsonl",),
 }
 CELLS: tuple[tuple[str | None, str, tuple[str, ...]], ...] = (  # (method, library label, experts)
     (None, "-", ()),
@@ -41,7 +41,7 @@ def quickstart(
     n_triplets: int = 100,
     seed: int = 0,
     expert_config: ExpertConfig | None = None,
-    max_new_tokens: int = 96,
+    max_new_tokens: int = 128,
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
     """Build what is missing (base, data, experts), evaluate every cell, return the run's table rows."""

@@ -13,7 +13,14 @@ import torch
 
 from loralab.artifacts import META, atomic_dir, provenance, write_json
 from loralab.errors import LoralabError
-from loralab.experts.config import PAPER_LR, TARGET_PRESETS, TINY_BASE_LR, ExpertConfig
+from loralab.experts.config import (
+    DEFAULT_EPOCHS,
+    PAPER_LR,
+    TARGET_PRESETS,
+    TINY_BASE_EPOCHS,
+    TINY_BASE_LR,
+    ExpertConfig,
+)
 from loralab.models.chat import end_text, prompt_text
 from loralab.progress import progress
 from loralab.worlds.jsonl import read_jsonl
@@ -100,14 +107,20 @@ def train_expert(
     rows = [(str(f), read_jsonl(f)) for f in data]
     model, tokenizer = load_base(base)
     examples = [ex for src, rs in rows for ex in encode(tokenizer, rs, cfg.max_len, src)]
-    lr = cfg.lr or (TINY_BASE_LR if is_builtin_base(model) else PAPER_LR)
+    builtin = is_builtin_base(model)
+    cfg = cfg.model_copy(
+        update={
+            "lr": cfg.lr or (TINY_BASE_LR if builtin else PAPER_LR),
+            "epochs": cfg.epochs or (TINY_BASE_EPOCHS if builtin else DEFAULT_EPOCHS),
+        }
+    )
     targets = resolve_targets(model, cfg.targets)
     torch.manual_seed(cfg.seed)
     lora = LoraConfig(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, task_type="CAUSAL_LM"
     )
     peft_model = get_peft_model(model, lora)
-    losses, seconds, tokens = _fit(peft_model, tokenizer, examples, cfg, lr)
+    losses, seconds, tokens = _fit(peft_model, tokenizer, examples, cfg)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         peft_model.save_pretrained(str(tmp))
         write_json(
@@ -119,7 +132,7 @@ def train_expert(
                 "data": [str(Path(f).resolve()) for f in data],
                 "examples": len(examples),
                 "config": cfg.model_dump(),
-                "lr": lr,
+                "lr": cfg.lr,
                 "target_modules": targets,
                 "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])),
                 "train_seconds": round(seconds, 2),
@@ -132,13 +145,16 @@ def train_expert(
 
 
 def _fit(
-    model: Any, tokenizer: Any, examples: list[Example], cfg: ExpertConfig, lr: float
+    model: Any, tokenizer: Any, examples: list[Example], cfg: ExpertConfig
 ) -> tuple[list[float], float, int]:
+    """Train the PEFT model in place; `cfg` must be resolved (lr and epochs set)."""
+    assert cfg.lr is not None and cfg.epochs is not None, "resolve lr and epochs first"
+    lr, epochs = cfg.lr, cfg.epochs
     device = next(model.parameters()).device
     rng = random.Random(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    steps = cfg.epochs * math.ceil(len(examples) / cfg.batch_size)
+    steps = epochs * math.ceil(len(examples) / cfg.batch_size)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * (1 - s / steps))
@@ -150,7 +166,7 @@ def _fit(
     start = time.perf_counter()
     with progress() as bar:
         task = bar.add_task("training expert", total=steps)
-        for _ in range(cfg.epochs):
+        for _ in range(epochs):
             for idx in bucketed_batches(examples, cfg.batch_size, rng):
                 batch = collate(examples, idx, pad, device)
                 with torch.autocast(device.type, dtype=torch.bfloat16):
