@@ -4,6 +4,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 import torch
 
 from loralab.combine import combine
@@ -76,3 +77,20 @@ def test_public_api_names_resolve() -> None:
 
     for name in loralab.__all__:
         assert getattr(loralab, name) is not None
+
+
+def test_fast_dropout_drops_the_right_fraction_and_keeps_the_mean() -> None:
+    from loralab.experts.dropout import FastDropout
+
+    torch.manual_seed(0)
+    drop = FastDropout(0.25)  # exactly representable: threshold 16384 / 65536
+    y = drop(torch.ones(400, 1000))
+    frac = float((y == 0).float().mean())
+    # 400k Bernoulli(0.25) draws: standard error 0.0007
+    assert abs(frac - 0.25) < 0.004
+    assert torch.unique(y).tolist() == pytest.approx([0.0, 4.0 / 3.0])
+    assert abs(float(y.mean()) - 1.0) < 0.006
+    drop.eval()
+    x = torch.randn(3, 5)
+    assert torch.equal(drop(x), x)
+    assert FastDropout(0.05).p == 3277 / 65536

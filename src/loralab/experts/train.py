@@ -21,6 +21,7 @@ from loralab.experts.config import (
     TINY_BASE_LR,
     ExpertConfig,
 )
+from loralab.experts.dropout import use_fast_dropout
 from loralab.models.chat import end_text, prompt_text
 from loralab.progress import progress
 from loralab.worlds.jsonl import read_jsonl
@@ -151,6 +152,7 @@ def _fit(
     assert cfg.lr is not None and cfg.epochs is not None, "resolve lr and epochs first"
     lr, epochs = cfg.lr, cfg.epochs
     device = next(model.parameters()).device
+    use_fast_dropout(model)
     rng = random.Random(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
