@@ -19,30 +19,20 @@ import torch
 from _common import bf16_matmul_peak, parser, twohop_data
 
 from loralab.experts.config import ExpertConfig
-from loralab.experts.train import _fit, encode, resolve_targets
+from loralab.experts.train import _fit, attach_lora, encode
 from loralab.models.load import load_base, resolve_base
 from loralab.worlds.jsonl import read_jsonl
 
 
 def loralab_run(base: Path, rows: list[dict[str, Any]], cfg: ExpertConfig) -> tuple[float, int]:
-    from peft import LoraConfig, get_peft_model
-
     model, tok = load_base(base)
     examples = encode(tok, rows, 512, "bench")
-    lora = LoraConfig(
-        r=cfg.r,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=resolve_targets(model, "mlp"),
-        task_type="CAUSAL_LM",
-    )
-    pm = get_peft_model(model, lora)
+    pm = attach_lora(model, cfg)
     _, seconds, tokens = _fit(pm, tok, examples, cfg)
     return seconds, tokens
 
 
 def trainer_run(base: Path, rows: list[dict[str, Any]], cfg: ExpertConfig) -> tuple[float, int]:
-    from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
     model, tok = load_base(base)
@@ -59,14 +49,7 @@ def trainer_run(base: Path, rows: list[dict[str, Any]], cfg: ExpertConfig) -> tu
         mask = torch.tensor([[1] * len(b["input_ids"]) + [0] * (width - len(b["input_ids"])) for b in batch])
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
-    lora = LoraConfig(
-        r=cfg.r,
-        lora_alpha=cfg.alpha,
-        lora_dropout=cfg.dropout,
-        target_modules=resolve_targets(model, "mlp"),
-        task_type="CAUSAL_LM",
-    )
-    pm = get_peft_model(model, lora)
+    pm = attach_lora(model, cfg)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out,

@@ -41,6 +41,20 @@ def resolve_targets(model: Any, targets: str) -> list[str]:
     return present
 
 
+def attach_lora(model: Any, cfg: ExpertConfig) -> Any:
+    """`model` wrapped by PEFT with a fresh LoRA of `cfg`'s rank, alpha, dropout and target preset."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=resolve_targets(model, cfg.targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
 def is_builtin_base(model: Any) -> bool:
     from loralab.artifacts import cache_dir
 
@@ -97,8 +111,6 @@ def train_expert(
 
     `base` is a preset name, a model folder or a loaded (model, tokenizer) pair.
     """
-    from peft import LoraConfig, get_peft_model
-
     from loralab.models.load import load_base
 
     cfg = config or ExpertConfig()
@@ -117,10 +129,7 @@ def train_expert(
     )
     targets = resolve_targets(model, cfg.targets)
     torch.manual_seed(cfg.seed)
-    lora = LoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, task_type="CAUSAL_LM"
-    )
-    peft_model = get_peft_model(model, lora)
+    peft_model = attach_lora(model, cfg)
     losses, seconds, tokens = _fit(peft_model, tokenizer, examples, cfg)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         peft_model.save_pretrained(str(tmp))
