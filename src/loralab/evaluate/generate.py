@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,12 @@ import torch
 
 from loralab.models.chat import prompt_text, stop_token_ids
 from loralab.progress import progress
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers >= 5.2x names the KV-cache argument `cache`; earlier releases `past_key_values`."""
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(core.forward).parameters else "past_key_values"
 
 
 @torch.inference_mode()
@@ -27,9 +34,10 @@ def greedy_batch(
     done = torch.zeros(len(enc), dtype=torch.bool, device=device)
     out = torch.empty((len(enc), 0), dtype=torch.long, device=device)
     past = None
+    cache_arg = _cache_argument(model)
     for _ in range(max_new_tokens):
         res = model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{cache_arg: past}
         )
         past = res.past_key_values
         nxt = res.logits[:, -1].argmax(-1)
