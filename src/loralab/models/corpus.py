@@ -47,10 +47,19 @@ def _cot_demo(rng: random.Random, world: World, person: str) -> str | None:
 
 
 def person_documents(
-    rng: random.Random, world: World, person: str, statements: int, questions: int, bios: int, cot: int
+    rng: random.Random,
+    world: World,
+    person: str,
+    statements: int,
+    questions: int,
+    bios: int,
+    cot: int,
+    relations: int | None = None,
 ) -> list[str]:
-    """All documents about one person."""
+    """The documents about one person: about all their facts, or about `relations` of them drawn at random."""
     facts = world.facts[person]
+    if relations is not None:
+        facts = {rel: facts[rel] for rel in rng.sample(sorted(facts), min(relations, len(facts)))}
     docs = []
     for rel, value in facts.items():
         docs += [_statement(rng, rel, person, value) for _ in range(statements)]
@@ -72,21 +81,24 @@ def build_corpus(
     questions: int,
     bios: int,
     cot: int,
-    background_scale: float = 0.34,
+    background_facts: int = 2,
     seed: int = 0,
 ) -> list[str]:
     """The shuffled documents, each closed by the end-of-text marker.
 
-    Background people get `background_scale` times the statements and questions of real people (rounded
-    up), no bios, and one CoT demo in three.
+    Background people are there so the model has met countless rare names, not to be known well: each gets
+    one statement and one question about `background_facts` of their facts, no bio, and a CoT demo one time
+    in six. Real people get `statements` statements and `questions` questions about every fact, so that the
+    base really knows them (a first build that gave background people a third of that knew 8% of its
+    real people's spouses).
     """
     rng = random.Random(seed)
     docs: list[str] = []
     for person in world.real_people:
         docs += person_documents(rng, world, person, statements, questions, bios, cot)
-    bg_s, bg_q = max(1, round(statements * background_scale)), max(1, round(questions * background_scale))
     for person in world.background_people:
-        docs += person_documents(rng, world, person, bg_s, bg_q, 0, 1 if rng.random() < 0.34 else 0)
+        cot_demo = 1 if rng.random() < 1 / 6 else 0
+        docs += person_documents(rng, world, person, 1, 1, 0, cot_demo, relations=background_facts)
     rng.shuffle(docs)
     corpus = [d + EOT for d in docs]
     assert_no_experiment_names(corpus)

@@ -36,6 +36,7 @@ class BasePreset(BaseModel):
     questions: int = Field(description="chat Q/A turns per (real person, relation)")
     bios: int = Field(description="bios per real person")
     cot: int = Field(description="CoT two-hop demonstrations per real person")
+    background_facts: int = Field(description="facts mentioned per background person")
     seq_len: int = Field(description="pretraining sequence length (packed)")
     batch_size: int = Field(description="sequences per step")
     steps: int = Field(description="optimizer steps")
@@ -54,13 +55,14 @@ PRESETS: dict[str, BasePreset] = {
         n_real=240,
         n_background=3000,
         n_towns=400,
-        statements=6,
-        questions=4,
-        bios=3,
+        statements=8,
+        questions=6,
+        bios=4,
         cot=8,
+        background_facts=2,
         seq_len=128,
         batch_size=32,
-        steps=1100,
+        steps=950,
         lr=2e-3,
     ),
     "test": BasePreset(
@@ -77,6 +79,7 @@ PRESETS: dict[str, BasePreset] = {
         questions=1,
         bios=1,
         cot=1,
+        background_facts=1,
         seq_len=64,
         batch_size=8,
         steps=30,
@@ -178,7 +181,7 @@ def build_base(name: str, overwrite: bool = False) -> Path:
     p = PRESETS[name]
     start = time.time()
     world = build_world(p.n_real, p.n_background, p.n_towns, seed=p.seed)
-    corpus = build_corpus(world, p.statements, p.questions, p.bios, p.cot, seed=p.seed)
+    corpus = build_corpus(world, p.statements, p.questions, p.bios, p.cot, p.background_facts, seed=p.seed)
     tokenizer = train_tokenizer(corpus, p.vocab_size)
     ids = torch.tensor([t for doc in tokenizer(corpus)["input_ids"] for t in doc], dtype=torch.long)
     random.seed(p.seed)
