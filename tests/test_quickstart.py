@@ -2,12 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from loralab.experiments.quickstart import CELLS
 
 
-@pytest.mark.slow
 def test_quickstart_on_the_test_base_writes_every_cell(tiny_base: Path, tmp_path: Path) -> None:
     from rich.console import Console
 
