@@ -154,3 +154,13 @@ def test_base_folder_that_is_not_a_causal_lm(
     (tmp_path / "d.jsonl").write_text('{"prompt": "a", "gold": "b"}\n')
     assert run_cli(["eval", "--base", str(tmp_path), "--data", str(tmp_path / "d.jsonl")], monkeypatch) == 2
     assert "is not a causal language model" in capsys.readouterr().err
+
+
+def test_train_without_out_writes_into_the_workdir_library(
+    tiny_base: Path, twohop_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["train", "--base", "test", "--data", str(twohop_dir / "bc.train.jsonl"), "--name", "B-C"]
+    code = run_cli([*args, "--epochs", "1", "--r", "2", "--workdir", str(tmp_path)], monkeypatch)
+    assert code == 0
+    assert (tmp_path / "library" / "B-C" / "adapter_model.safetensors").is_file()
+    assert '"name": "B-C"' in (tmp_path / "library" / "index.json").read_text()

@@ -124,7 +124,8 @@ def base_build(
 @app.command("train")
 def train(
     data: Annotated[list[Path], typer.Option(help="JSONL file(s) with prompt and answer; repeatable")],
-    out: Annotated[Path, typer.Option(help="expert folder to write (e.g. LIBRARY/NAME)")],
+    out: Annotated[Path | None, typer.Option(help="expert folder (default WORKDIR/library/NAME)")] = None,
+    name: Annotated[str | None, typer.Option(help="expert name, used when --out is not given")] = None,
     base: Base = "default",
     r: Annotated[int, typer.Option(help="LoRA rank")] = 16,
     alpha: Annotated[int, typer.Option(help="LoRA alpha")] = 32,
@@ -135,6 +136,7 @@ def train(
     batch_size: int = 16,
     seed: int = 0,
     overwrite: bool = False,
+    workdir: Workdir = Path("loralab-work"),
 ) -> None:
     """Train one LoRA expert (PEFT format + meta.json); its library's index.json is refreshed.
 
@@ -160,7 +162,9 @@ def train(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise LoralabError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from exc
-    path = train_expert(base, data, out, cfg, overwrite=overwrite)
+    if out is None and not name:
+        raise LoralabError("--out or --name: say where the expert goes")
+    path = train_expert(base, data, out or workdir / "library" / str(name), cfg, name, overwrite=overwrite)
     write_index(path.parent)
     console.print(f"wrote {path}")
 
