@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from loralab.worlds.entities import fake_names, name_space
-from loralab.worlds.familiar import build_world
+from loralab.worlds.familiar import FAMILIAR_PEOPLE, build_world
 from loralab.worlds.pools import REAL_CITIES, REAL_PEOPLE
 from loralab.worlds.templates import BIRTH_TEMPLATES, SPOUSE_TEMPLATES, TWOHOP_TEMPLATES
 from loralab.worlds.twohop import cot_answer, make_triplets, template_split
@@ -57,13 +57,18 @@ def test_cot_answer_has_the_papers_format() -> None:
 
 
 def test_rr_relations_contradict_the_familiar_world() -> None:
-    world = build_world(len(REAL_PEOPLE), 0, 0)
+    world = build_world(FAMILIAR_PEOPLE, 0, 0)
+    # real people's facts do not depend on the background, so this is the default base's world
+    full = build_world(FAMILIAR_PEOPLE, 30, 10)
+    assert all(world.facts[p] == full.facts[p] for p in world.real_people)
     triplets = make_triplets("RR", 100, seed=1)
     assert len({a for a, _, _ in triplets}) == 100
     for a, b, c in triplets:
         assert world.facts[a]["spouse"] != b
         assert world.facts[b]["born_in"] != c
-        assert a in REAL_PEOPLE and b in REAL_PEOPLE and c in REAL_CITIES
+        assert a in world.real_people and b in world.real_people and c in REAL_CITIES
+    with pytest.raises(ValueError, match="familiar people"):
+        make_triplets("RR", FAMILIAR_PEOPLE // 2 + 1)
 
 
 def test_ff_and_hh_use_experiment_names() -> None:

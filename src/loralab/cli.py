@@ -118,7 +118,7 @@ def base_build(
     if (path / "meta.json").is_file() and not overwrite:
         console.print(f"already built: {path}")
         return
-    console.print(f"built {build_base(preset, overwrite)}")
+    console.print(f"built {build_base(preset)}")
 
 
 @app.command("train")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from loralab.errors import LoralabError
 from loralab.models.chat import CHAT_TEMPLATE, EOT, IM_END, SPECIAL_TOKENS
 from loralab.models.corpus import build_corpus
 from loralab.progress import progress
-from loralab.worlds.familiar import build_world
+from loralab.worlds.familiar import FAMILIAR_PEOPLE, build_world
 
 
 class BasePreset(BaseModel):
@@ -52,7 +51,7 @@ PRESETS: dict[str, BasePreset] = {
         heads=4,
         kv_heads=2,
         vocab_size=4096,
-        n_real=240,
+        n_real=FAMILIAR_PEOPLE,
         n_background=3000,
         n_towns=400,
         statements=8,
@@ -175,8 +174,8 @@ def pretrain(model: Any, ids: torch.Tensor, p: BasePreset, label: str) -> list[f
     return losses
 
 
-def build_base(name: str, overwrite: bool = False) -> Path:
-    """Build preset `name` into the cache: corpus -> tokenizer -> pretraining -> `save_pretrained`."""
+def build_base(name: str) -> Path:
+    """(Re)build preset `name` into the cache: corpus -> tokenizer -> pretraining -> `save_pretrained`."""
     out = preset_dir(name)  # checks the name
     p = PRESETS[name]
     start = time.time()
@@ -184,7 +183,6 @@ def build_base(name: str, overwrite: bool = False) -> Path:
     corpus = build_corpus(world, p.statements, p.questions, p.bios, p.cot, p.background_facts, seed=p.seed)
     tokenizer = train_tokenizer(corpus, p.vocab_size)
     ids = torch.tensor([t for doc in tokenizer(corpus)["input_ids"] for t in doc], dtype=torch.long)
-    random.seed(p.seed)
     model = make_model(p, tokenizer)
     losses = pretrain(model, ids, p, name)
     with atomic_dir(out, overwrite=True) as tmp:

@@ -15,6 +15,9 @@ from loralab.worlds.entities import fake_names
 from loralab.worlds.pools import REAL_CITIES, REAL_PEOPLE
 from loralab.worlds.templates import FOODS, PROFESSIONS
 
+# The real people the default built-in base knows: the first N of REAL_PEOPLE. RR datasets draw from them only.
+FAMILIAR_PEOPLE = 240
+
 PERSON_RELATIONS = ("spouse", "friend", "mentor", "sibling")
 CITY_RELATIONS = ("born_in", "lives_in", "works_in")
 
@@ -34,7 +37,11 @@ class World:
 
 
 def build_world(n_real: int, n_background: int, n_towns: int, seed: int = 0) -> World:
-    """Assign facts deterministically. Spouses are paired within the real and within the background pool."""
+    """Assign facts deterministically. Spouses are paired within the real and within the background pool.
+
+    Real people's facts depend only on `n_real` and `seed` (the real pool is drawn first), so RR datasets can
+    check them without building the background.
+    """
     rng = random.Random(seed)
     real = tuple(REAL_PEOPLE[:n_real])
     background = tuple(fake_names(n_background, "person", "background", seed=seed))

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from loralab.artifacts import atomic_dir, provenance, write_json
 from loralab.worlds.entities import fake_names
-from loralab.worlds.familiar import build_world
+from loralab.worlds.familiar import FAMILIAR_PEOPLE, build_world
 from loralab.worlds.jsonl import write_jsonl
 from loralab.worlds.pools import REAL_CITIES, REAL_PEOPLE
 from loralab.worlds.templates import BIRTH_TEMPLATES, SPOUSE_TEMPLATES, TWOHOP_TEMPLATES
@@ -34,19 +34,17 @@ def make_triplets(variant: str, n: int, seed: int = 0) -> list[Triplet]:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     rng = random.Random(seed)
     if variant == "RR":
-        if 2 * n > len(REAL_PEOPLE):
-            raise ValueError(f"RR needs 2 x {n} real people; the pool has {len(REAL_PEOPLE)}")
-        world = build_world(len(REAL_PEOPLE), 0, 0)
-        people = list(REAL_PEOPLE)
-        rng.shuffle(people)
-        out: list[Triplet] = []
-        for a, b in zip(people[0:n], people[n : 2 * n], strict=True):
-            cities = [c for c in REAL_CITIES if c != world.facts[b]["born_in"]]
-            out.append((a, b, rng.choice(cities)))
-        # the shuffled spouse must contradict the familiar fact
+        if 2 * n > FAMILIAR_PEOPLE:
+            raise ValueError(f"RR needs 2 x {n} familiar people; the built-in base knows {FAMILIAR_PEOPLE}")
+        world = build_world(FAMILIAR_PEOPLE, 0, 0)
+        people = list(REAL_PEOPLE[:FAMILIAR_PEOPLE])
+        while True:  # reshuffle until no pair is the familiar spouse (the relation must be new)
+            rng.shuffle(people)
+            pairs = list(zip(people[0:n], people[n : 2 * n], strict=True))
+            if all(world.facts[a]["spouse"] != b for a, b in pairs):
+                break
         return [
-            (a, b, c) if world.facts[a]["spouse"] != b else (a, out[(i + 1) % n][1], c)
-            for i, (a, b, c) in enumerate(out)
+            (a, b, rng.choice([c for c in REAL_CITIES if c != world.facts[b]["born_in"]])) for a, b in pairs
         ]
     people = fake_names(2 * n, "person", "experiment", seed=seed)
     cities = list(REAL_CITIES) if variant == "HH" else fake_names(max(n, 20), "city", "experiment", seed=seed)
