@@ -208,6 +208,7 @@ def eval_cmd(
     Example: loralab eval --data DS/ac_cot.test.jsonl --expert lib/A-B --expert lib/B-C --method arrow
     """
     from loralab.experiments.cell import run_cell
+    from loralab.experiments.store import cells, connect
     from loralab.report.table import rich_table
 
     experts = expert or []
@@ -226,8 +227,6 @@ def eval_cmd(
         batch_size,
         device,
     )
-    from loralab.experiments.store import cells, connect
-
     con = connect(db)
     console.print(rich_table([c for c in cells(con, run) if c["id"] == cell_id]))
     con.close()
