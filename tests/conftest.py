@@ -25,7 +25,9 @@ def tiny_base() -> Path:
 def twohop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from loralab.worlds.twohop import build_twohop
 
-    return build_twohop(tmp_path_factory.mktemp("data") / "rr", "RR", n_triplets=6, seed=0)
+    # 12 of the 50 templates per relation (9 train, 1 dev, 2 test per triplet) keep the training fixtures quick
+    folder = tmp_path_factory.mktemp("data") / "rr"
+    return build_twohop(folder, "RR", n_triplets=6, templates=12, dev_templates=1, test_templates=2, seed=0)
 
 
 @pytest.fixture(scope="session")

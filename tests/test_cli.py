@@ -15,11 +15,30 @@ def test_cli_end_to_end(
 ) -> None:
     work = tmp_path / "work"
     assert (
-        run_cli(["data", "twohop", "--variant", "FF", "--triplets", "4", "--workdir", str(work)], monkeypatch)
+        run_cli(
+            [
+                "data",
+                "twohop",
+                "--variant",
+                "FF",
+                "--triplets",
+                "4",
+                "--templates",
+                "12",
+                "--workdir",
+                str(work),
+            ],
+            monkeypatch,
+        )
         == 0
     )
     data = work / "data" / "twohop-FF-n4-s0"
-    assert sorted(p.name for p in data.iterdir())[:3] == ["ab.test.jsonl", "ab.train.jsonl", "ac.test.jsonl"]
+    assert sorted(p.name for p in data.iterdir())[:4] == [
+        "ab.dev.jsonl",
+        "ab.test.jsonl",
+        "ab.train.jsonl",
+        "ac.dev.jsonl",
+    ]
     lib = work / "lib"
     for name, task in (("A-B", "ab"), ("B-C", "bc")):
         code = run_cli(
@@ -67,10 +86,10 @@ def test_cli_end_to_end(
     con = sqlite3.connect(work / "results.sqlite")
     cells = con.execute("SELECT method, n, prompting, dataset FROM cells ORDER BY id").fetchall()
     assert cells == [
-        ("uniform", 12, "cot", "twohop-FF-n4-s0/ac_cot.test"),
-        ("arrow", 12, "cot", "twohop-FF-n4-s0/ac_cot.test"),
+        ("uniform", 8, "cot", "twohop-FF-n4-s0/ac_cot.test"),
+        ("arrow", 8, "cot", "twohop-FF-n4-s0/ac_cot.test"),
     ]
-    assert con.execute("SELECT count(*) FROM examples").fetchone() == (24,)
+    assert con.execute("SELECT count(*) FROM examples").fetchone() == (16,)
     capsys.readouterr()
     assert run_cli(["report", str(work / "results.sqlite"), "--format", "csv"], monkeypatch) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -113,6 +132,11 @@ def test_cli_end_to_end(
             "--method nope: unknown",
         ),
         (["data", "twohop", "--variant", "XX"], "--variant XX: choose one of FF, HH, RR"),
+        (["data", "twohop", "--relations", "nope"], "--relations nope: choose one of spouse_born_in"),
+        (
+            ["data", "twohop", "--templates", "4", "--test-templates", "2"],
+            "--test-templates 2: must be at least",
+        ),
         (
             ["train", "--data", "{good}", "--out", "{tmp}/e", "--targets", "everything", "--base", "test"],
             "--targets:",

@@ -52,52 +52,150 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 @app.command("ls")
-def ls_registries() -> None:
-    """List the registries: combination methods, dataset builders, base presets.
+def ls_registries(
+    what: Annotated[str, typer.Argument(help="methods, datasets, presets or all")] = "all",
+) -> None:
+    """List the registries: combination methods (kind, formula, options, paper), datasets, base presets.
 
-    Example: loralab ls
+    Example: loralab ls methods
     """
-    from loralab.combine import METHODS, method_options
+    from rich.table import Table
+
+    from loralab.combine import METHODS, options
     from loralab.models.tiny import PRESETS
     from loralab.worlds.twohop import TASKS, VARIANTS
 
-    console.print("[bold]combination methods[/bold]")
-    for spec in METHODS.values():
+    if what not in ("methods", "datasets", "presets", "all"):
+        raise LoralabError(f"ls {what}: choose methods, datasets, presets or all")
+    if what in ("methods", "all"):
+        table = Table(title="combination methods", show_lines=True)
+        for col in ("name", "kind", "space", "formula", "options (type = default)", "paper"):
+            table.add_column(col, overflow="fold")
+        for spec in METHODS.values():
+            opts = "\n".join(f"{o.name}: {o.type_name} = {o.default!r}" for o in options(spec)) or "-"
+            table.add_row(spec.name, spec.kind, spec.space, spec.formula, opts, spec.paper)
+        console.print(table)
+    if what in ("datasets", "all"):
         console.print(
-            f"  {spec.name:10} {spec.kind:7} {spec.description}\n"
-            f"  {'':18} {spec.formula}\n  {'':18} options: {method_options(spec)}; {spec.paper}"
+            f"[bold]datasets[/bold]\n  twohop     variants {', '.join(VARIANTS)}; tasks {', '.join(TASKS)}"
         )
-    console.print(
-        f"[bold]datasets[/bold]\n  twohop     variants {', '.join(VARIANTS)}; tasks {', '.join(TASKS)}"
-    )
-    console.print(f"[bold]base presets[/bold]\n  {', '.join(PRESETS)}")
+    if what in ("presets", "all"):
+        console.print(f"[bold]base presets[/bold]\n  {', '.join(PRESETS)}")
+
+
+def expand_experts(paths: list[Path]) -> list[Path]:
+    """Expert folders; a library folder (no adapter_config.json, but expert subfolders) stands for all of
+    its experts."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir() and not (p / "adapter_config.json").is_file():
+            subs = sorted(q for q in p.iterdir() if (q / "adapter_config.json").is_file())
+            if not subs:
+                raise LoralabError(f"--expert {p}: neither an adapter folder nor a library of experts")
+            out.extend(subs)
+        else:
+            out.append(p)
+    return out
+
+
+@app.command("combine")
+def combine_cmd(
+    method: Annotated[str, typer.Option(help="combination method (loralab ls methods)")],
+    expert: Annotated[
+        list[Path], typer.Option("--expert", "--experts", help="expert or library folder; repeatable")
+    ],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    opt: Annotated[list[str] | None, typer.Option(help="method option key=value; repeatable")] = None,
+    base: Annotated[
+        str | None, typer.Option(help="base preset or folder (checks fit; needed by learned methods)")
+    ] = None,
+    overwrite: bool = False,
+) -> None:
+    """Combine experts into one artifact: a PEFT adapter folder for merges and learned methods (loads with
+    peft.PeftModel.from_pretrained), a recipe folder with the experts for routers (loralab.combine.load_combined).
+
+    Example: loralab combine --method ties --expert lib/A-B --expert lib/B-C --opt density=0.5 --out merged
+    """
+    from loralab.combine import METHODS, export_adapter, get_method, merge, save_combined
+
+    spec = get_method(method)
+    experts = expand_experts(expert)
+    options = parse_options(opt or [])
+    if out.exists() and not overwrite:
+        raise LoralabError(f"--out {out}: already exists (pass --overwrite to replace it)")
+    if spec.kind == "baseline":
+        raise LoralabError(f"--method {method}: a comparison row, nothing to write (use loralab eval)")
+    if spec.kind == "router":
+        path = save_combined(method, experts, out, overwrite, **options)
+        console.print(f"wrote routed combination {path} ({len(experts)} experts, {METHODS[method].name})")
+        return
+    model = tokenizer = None
+    if base is not None or spec.kind == "learned":
+        from loralab.models.load import load_base
+
+        model, tokenizer = load_base(base or "default")
+    merged = merge(experts, method, model=model, tokenizer=tokenizer, **options)
+    path = export_adapter(merged, experts, out, overwrite=overwrite)
+    energy = merged.energy
+    kept = f"; retained energy min {min(energy.values()):.4f}" if energy else ""
+    console.print(f"wrote PEFT adapter {path} ({method}, {len(merged.modules)} modules{kept})")
 
 
 @data_app.command("twohop")
 def data_twohop(
     variant: Annotated[str, typer.Option(help="FF, HH or RR")] = "RR",
     triplets: Annotated[int, typer.Option(help="number of (A, B, C) triplets")] = 100,
-    test_templates: Annotated[int, typer.Option(help="templates held out for test")] = 3,
+    relations: Annotated[
+        str,
+        typer.Option(
+            help="the chain: spouse_born_in (F1, F2, F12), spouse_study_in (F1, F4, F14) or child_born_in "
+            "(F5, F2, F52)"
+        ),
+    ] = "spouse_born_in",
+    templates: Annotated[int, typer.Option(help="templates per relation to use (the first N of 50)")] = 50,
+    dev_templates: Annotated[int, typer.Option(help="templates per triplet held out for dev")] = 2,
+    test_templates: Annotated[int, typer.Option(help="templates per triplet held out for test")] = 2,
     seed: int = 0,
     out: Annotated[Path | None, typer.Option(help="output folder (default WORKDIR/data/twohop-...)")] = None,
     overwrite: bool = False,
     workdir: Workdir = Path("loralab-work"),
 ) -> None:
-    """Write the two-hop dataset (tasks ab, bc, ac, ac_cot; train/test split by template) as JSONL.
+    """Write the two-hop dataset (tasks ab, bc, ac, ac_cot; train/dev/test split per triplet by template) as JSONL.
 
-    Example: loralab data twohop --variant RR --triplets 100 --seed 0
+    Example: loralab data twohop --variant RR --triplets 100 --relations child_born_in --seed 0
     """
-    from loralab.worlds.twohop import VARIANTS, build_twohop
+    from loralab.worlds.templates import TEMPLATES_PER_RELATION
+    from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS, build_twohop
 
     if variant not in VARIANTS:
         raise LoralabError(f"--variant {variant}: choose one of {', '.join(VARIANTS)}")
-    if not 1 <= test_templates < 12:
-        raise LoralabError(f"--test-templates {test_templates}: must be between 1 and 11")
+    if relations not in CHAINS:
+        raise LoralabError(f"--relations {relations}: choose one of {', '.join(CHAINS)}")
+    if not 1 <= templates <= TEMPLATES_PER_RELATION:
+        raise LoralabError(f"--templates {templates}: must be between 1 and {TEMPLATES_PER_RELATION}")
+    if dev_templates < 0:
+        raise LoralabError(f"--dev-templates {dev_templates}: must not be negative")
+    if test_templates < 1 or dev_templates + test_templates >= templates:
+        raise LoralabError(
+            f"--test-templates {test_templates}: must be at least 1 and leave training templates "
+            f"(with --dev-templates {dev_templates} of --templates {templates})"
+        )
     if triplets < 1:
         raise LoralabError(f"--triplets {triplets}: must be positive")
-    folder = out or workdir / "data" / f"twohop-{variant}-n{triplets}-s{seed}"
+    chain = "" if relations == DEFAULT_CHAIN else f"-{relations}"
+    folder = out or workdir / "data" / f"twohop-{variant}{chain}-n{triplets}-s{seed}"
     try:
-        path = build_twohop(folder, variant, triplets, test_templates, seed, overwrite)
+        path = build_twohop(
+            folder,
+            variant,
+            triplets,
+            relations=relations,
+            templates=templates,
+            dev_templates=dev_templates,
+            test_templates=test_templates,
+            seed=seed,
+            overwrite=overwrite,
+        )
     except ValueError as exc:
         raise LoralabError(f"--triplets {triplets}: {exc}") from exc
     console.print(f"wrote {path}")

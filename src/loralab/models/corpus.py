@@ -11,9 +11,9 @@ import random
 import re
 
 from loralab.models.chat import EOT, render_turn
+from loralab.worlds.corpus_templates import CORPUS_QUESTIONS, CORPUS_STATEMENTS, CORPUS_TWOHOP, REL_NOUNS
 from loralab.worlds.entities import fake_names
 from loralab.worlds.familiar import World
-from loralab.worlds.templates import CORPUS_QUESTIONS, CORPUS_STATEMENTS, CORPUS_TWOHOP, REL_NOUNS
 from loralab.worlds.twohop import COT_PREFIX
 
 RELATIONS = tuple(CORPUS_STATEMENTS)

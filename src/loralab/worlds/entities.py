@@ -15,7 +15,7 @@ import re
 from functools import cache
 from typing import Literal
 
-from loralab.worlds import templates
+from loralab.worlds import corpus_templates, templates
 from loralab.worlds.pools import REAL_CITIES, REAL_PEOPLE
 
 Space = Literal["experiment", "background"]
@@ -63,8 +63,9 @@ def _real_words() -> frozenset[str]:
     words = {w.lower() for name in REAL_PEOPLE for w in name.replace("-", " ").split()}
     words |= {w.lower() for city in REAL_CITIES for w in city.split()}
     words |= {c.lower() for c in REAL_CITIES}
-    # nor any word the templates use (a fake name must never read as an ordinary word of the corpus)
-    texts = [str(v) for v in vars(templates).values() if isinstance(v, (tuple, dict))]
+    # nor any word a template uses (a fake name must never read as an ordinary word of the corpus or a prompt)
+    texts = [str(v) for v in vars(corpus_templates).values() if isinstance(v, (tuple, dict))]
+    texts += [str(v) for v in templates.RELATION_TEMPLATES.values()]
     words |= {w.lower() for w in re.findall(r"[A-Za-z]+", " ".join(texts))}
     return frozenset(words)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from loralab.worlds.corpus_templates import FOODS, PROFESSIONS
 from loralab.worlds.entities import fake_names
 from loralab.worlds.pools import REAL_CITIES, REAL_PEOPLE
-from loralab.worlds.templates import FOODS, PROFESSIONS
 
 # The real people the default built-in base knows: the first N of REAL_PEOPLE. RR datasets draw from them only.
 FAMILIAR_PEOPLE = 240

@@ -1,99 +1,185 @@
-"""The two-hop suite: spouse_of (A->B), born_in (B->C) and their composition (A->C).
+"""The two-hop suite: two one-hop relations A -> B -> C and their composition A -> C.
 
+Three chains, as in the paper (Section 4.1, Table 4): ``spouse_born_in`` (spouse_of F1, born_in F2, composed
+F12; the default), ``spouse_study_in`` (F1, study_in F4, F14) and ``child_born_in`` (child_of F5, F2, F52).
 Variants follow the paper: FF (fake people, fake cities), HH (fake people, real cities) and RR (real people,
-real cities, with shuffled relations that contradict what the built-in base was pretrained on). Templates
-are split, not items: test phrasings never occur in training.
+real cities, with relations that contradict what the built-in base was pretrained on).
+
+Each relation has 50 templates (`loralab.worlds.templates`). The split is per triplet by template, as in the
+paper's Appendix A.2.1: each triplet draws its own 2 dev and 2 test templates and trains on the other 46,
+so a triplet's test phrasings never occur in its training rows (the same phrasings do train other triplets).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from loralab.artifacts import atomic_dir, provenance, write_json
 from loralab.worlds.entities import fake_names
-from loralab.worlds.familiar import FAMILIAR_PEOPLE, build_world
+from loralab.worlds.familiar import CITY_RELATIONS, FAMILIAR_PEOPLE, PERSON_RELATIONS, World, build_world
 from loralab.worlds.jsonl import write_jsonl
 from loralab.worlds.pools import REAL_CITIES, REAL_PEOPLE
-from loralab.worlds.templates import BIRTH_TEMPLATES, SPOUSE_TEMPLATES, TWOHOP_TEMPLATES
+from loralab.worlds.templates import RELATION_TEMPLATES, RELATIONS, TEMPLATES_PER_RELATION
 
-GENERATOR_VERSION = "twohop-1"
+GENERATOR_VERSION = "twohop-2"
 Variant = Literal["FF", "HH", "RR"]
 VARIANTS: tuple[str, ...] = ("FF", "HH", "RR")
 TASKS: tuple[str, ...] = ("ab", "bc", "ac", "ac_cot")
+SPLITS: tuple[str, ...] = ("train", "dev", "test")
 COT_PREFIX = "Answer the following question step-by-step:\n"
 
 Triplet = tuple[str, str, str]
 
 
-def make_triplets(variant: str, n: int, seed: int = 0) -> list[Triplet]:
+@dataclass(frozen=True)
+class Chain:
+    """A -> B by `first`, B -> C by `second`, and A -> C by `composed` (relation names of `RELATIONS`)."""
+
+    first: str
+    second: str
+    composed: str
+
+    @property
+    def name(self) -> str:
+        return self.composed
+
+    def relation(self, task: str) -> str:
+        """The relation whose templates phrase `task` (ab, bc, ac or ac_cot)."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        return {"ab": self.first, "bc": self.second}.get(task, self.composed)
+
+    def notation(self, variant: str) -> dict[str, str]:
+        """The paper's names of the chain's subsets in `variant`: ab, bc and ac to e.g. R1, R2, R12."""
+        return {task: variant[0] + RELATIONS[self.relation(task)].notation[1:] for task in ("ab", "bc", "ac")}
+
+
+CHAINS: dict[str, Chain] = {
+    c.name: c
+    for c in (
+        Chain("spouse_of", "born_in", "spouse_born_in"),
+        Chain("spouse_of", "study_in", "spouse_study_in"),
+        Chain("child_of", "born_in", "child_born_in"),
+    )
+}
+DEFAULT_CHAIN = "spouse_born_in"
+
+
+def _chain(relations: str) -> Chain:
+    if relations not in CHAINS:
+        raise ValueError(f"unknown relations {relations!r}; choose one of {', '.join(CHAINS)}")
+    return CHAINS[relations]
+
+
+def _familiar(world: World, person: str, relation: str) -> set[str]:
+    """What the familiar world already says about `person` that an RR fact of `relation` must not repeat.
+
+    spouse_of and born_in must contradict the person's familiar spouse and birth city; the familiar world has
+    no child_of or study_in, so those must only avoid the people (or cities) already tied to the person.
+    """
+    facts = world.facts[person]
+    keys = {
+        "spouse_of": ("spouse",),
+        "born_in": ("born_in",),
+        "child_of": PERSON_RELATIONS,
+        "study_in": CITY_RELATIONS,
+    }[relation]
+    return {facts[k] for k in keys if k in facts}
+
+
+def make_triplets(variant: str, n: int, seed: int = 0, relations: str = DEFAULT_CHAIN) -> list[Triplet]:
     """`n` (A, B, C) triplets with distinct A's and B's (C may repeat, as cities do)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    chain = _chain(relations)
     rng = random.Random(seed)
     if variant == "RR":
         if 2 * n > FAMILIAR_PEOPLE:
             raise ValueError(f"RR needs 2 x {n} familiar people; the built-in base knows {FAMILIAR_PEOPLE}")
         world = build_world(FAMILIAR_PEOPLE, 0, 0)
         people = list(REAL_PEOPLE[:FAMILIAR_PEOPLE])
-        while True:  # reshuffle until no pair is the familiar spouse (the relation must be new)
+        while True:  # reshuffle until no pair is already related in the familiar world (the fact must be new)
             rng.shuffle(people)
             pairs = list(zip(people[0:n], people[n : 2 * n], strict=True))
-            if all(world.facts[a]["spouse"] != b for a, b in pairs):
+            if all(b not in _familiar(world, a, chain.first) for a, b in pairs):
                 break
         return [
-            (a, b, rng.choice([c for c in REAL_CITIES if c != world.facts[b]["born_in"]])) for a, b in pairs
+            (a, b, rng.choice([c for c in REAL_CITIES if c not in _familiar(world, b, chain.second)]))
+            for a, b in pairs
         ]
     people = fake_names(2 * n, "person", "experiment", seed=seed)
     cities = list(REAL_CITIES) if variant == "HH" else fake_names(max(n, 20), "city", "experiment", seed=seed)
     return [(people[i], people[n + i], rng.choice(cities)) for i in range(n)]
 
 
-def template_split(n_templates: int, n_test: int, seed: int) -> dict[str, list[int]]:
-    """Which template indices are train and which are test (seeded; the same for every relation)."""
-    order = list(range(n_templates))
-    random.Random(seed + 7).shuffle(order)
-    return {"test": sorted(order[:n_test]), "train": sorted(order[n_test:])}
+def template_split(
+    n_triplets: int,
+    n_templates: int = TEMPLATES_PER_RELATION,
+    n_dev: int = 2,
+    n_test: int = 2,
+    seed: int = 0,
+) -> list[dict[str, list[int]]]:
+    """Per triplet, which template indices are train, dev and test (the paper's 46 / 2 / 2 of 50).
+
+    Each triplet's choice is its own seeded draw, so it does not depend on how many triplets there are; the
+    same split serves every task of the triplet, so a CoT test row's steps are test phrasings too.
+    """
+    if n_dev < 0 or n_test < 1 or n_dev + n_test >= n_templates:
+        raise ValueError(
+            f"cannot split {n_templates} templates into {n_dev} dev, {n_test} test and the rest train"
+        )
+    out = []
+    for i in range(n_triplets):
+        order = list(range(n_templates))
+        random.Random(f"twohop-split-{seed}-{i}").shuffle(order)
+        dev, test, train = order[:n_dev], order[n_dev : n_dev + n_test], order[n_dev + n_test :]
+        out.append({"train": sorted(train), "dev": sorted(dev), "test": sorted(test)})
+    return out
 
 
-def cot_answer(a: str, b: str, c: str, t: int) -> str:
+def cot_answer(a: str, b: str, c: str, t: int, relations: str = DEFAULT_CHAIN) -> str:
     """The paper's Table 5 chain of thought, built from template `t` of each hop."""
-    q1, r1 = SPOUSE_TEMPLATES[t]
-    q2, r2 = BIRTH_TEMPLATES[t]
+    chain = _chain(relations)
+    q1, r1 = RELATION_TEMPLATES[chain.first][t]
+    q2, r2 = RELATION_TEMPLATES[chain.second][t]
+    fill = {"a": a, "b": b, "c": c}
     return (
         "First, we need to answer the question:\n"
-        f"{q1.format(a=a)}\n{r1.format(a=a, b=b)}\n"
+        f"{q1.format(**fill)}\n{r1.format(**fill)}\n"
         "Second, we need to answer the question :\n"
-        f"{q2.format(b=b)}\n{r2.format(b=b, c=c)}\n"
+        f"{q2.format(**fill)}\n{r2.format(**fill)}\n"
         f"Therefore, the answer is {c}."
     )
 
 
-def records(triplets: Iterable[Triplet], task: str, templates: Iterable[int]) -> list[dict[str, Any]]:
-    """One JSONL row per (triplet, template) of `task`."""
+def records(
+    triplets: Sequence[Triplet],
+    task: str,
+    templates: Sequence[Iterable[int]],
+    relations: str = DEFAULT_CHAIN,
+) -> list[dict[str, Any]]:
+    """One JSONL row per triplet and template of `task`: triplet i gets the template indices `templates[i]`."""
+    chain = _chain(relations)
+    relation = chain.relation(task)
+    target = RELATIONS[relation].target
     rows = []
-    for i, (a, b, c) in enumerate(triplets):
-        for t in templates:
-            if task == "ab":
-                q, r = SPOUSE_TEMPLATES[t]
-                prompt, answer, gold, fmt = q.format(a=a), r.format(a=a, b=b), b, "direct"
-            elif task == "bc":
-                q, r = BIRTH_TEMPLATES[t]
-                prompt, answer, gold, fmt = q.format(b=b), r.format(b=b, c=c), c, "direct"
-            elif task == "ac":
-                q, r = TWOHOP_TEMPLATES[t]
-                prompt, answer, gold, fmt = q.format(a=a), r.format(a=a, c=c), c, "direct"
-            elif task == "ac_cot":
-                q, _ = TWOHOP_TEMPLATES[t]
-                prompt, answer, gold, fmt = COT_PREFIX + q.format(a=a), cot_answer(a, b, c, t), c, "cot"
+    for i, ((a, b, c), indices) in enumerate(zip(triplets, templates, strict=True)):
+        fill = {"a": a, "b": b, "c": c}
+        for t in indices:
+            q, r = RELATION_TEMPLATES[relation][t]
+            if task == "ac_cot":
+                prompt, answer, fmt = COT_PREFIX + q.format(**fill), cot_answer(a, b, c, t, relations), "cot"
             else:
-                raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+                prompt, answer, fmt = q.format(**fill), r.format(**fill), "direct"
             rows.append(
                 {
                     "id": f"{task}-{i}-{t}",
                     "task": task,
+                    "relation": relation,
                     "triplet": i,
                     "template": t,
                     "a": a,
@@ -101,7 +187,7 @@ def records(triplets: Iterable[Triplet], task: str, templates: Iterable[int]) ->
                     "c": c,
                     "prompt": prompt,
                     "answer": answer,
-                    "gold": gold,
+                    "gold": fill[target],
                     "format": fmt,
                 }
             )
@@ -112,29 +198,52 @@ def build_twohop(
     out: Path,
     variant: str = "RR",
     n_triplets: int = 100,
-    n_test_templates: int = 3,
+    *,
+    relations: str = DEFAULT_CHAIN,
+    templates: int = TEMPLATES_PER_RELATION,
+    dev_templates: int = 2,
+    test_templates: int = 2,
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Write `{task}.{split}.jsonl` for every task and split, plus `meta.json`, into the folder `out`."""
-    triplets = make_triplets(variant, n_triplets, seed)
-    split = template_split(len(SPOUSE_TEMPLATES), n_test_templates, seed)
+    """Write `{task}.{train,dev,test}.jsonl` for every task, plus `meta.json`, into the folder `out`.
+
+    `templates` uses the first that many templates of each relation (all 50 by default); each triplet keeps
+    `dev_templates` and `test_templates` of them apart and trains on the rest. With the defaults, 100
+    triplets give 4,600 / 200 / 200 rows per task. A split of size 0 writes no file.
+    """
+    if not 1 <= templates <= TEMPLATES_PER_RELATION:
+        raise ValueError(f"templates must be between 1 and {TEMPLATES_PER_RELATION}, not {templates}")
+    chain = _chain(relations)
+    triplets = make_triplets(variant, n_triplets, seed, relations)
+    split = template_split(n_triplets, templates, dev_templates, test_templates, seed)
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         counts = {}
         for task in TASKS:
-            for name, templates in split.items():
-                rows = records(triplets, task, templates)
-                write_jsonl(tmp / f"{task}.{name}.jsonl", rows)
-                counts[f"{task}.{name}"] = len(rows)
+            for name in SPLITS:
+                rows = records(triplets, task, [s[name] for s in split], relations)
+                if rows:
+                    write_jsonl(tmp / f"{task}.{name}.jsonl", rows)
+                    counts[f"{task}.{name}"] = len(rows)
         write_json(
             tmp / "meta.json",
             {
                 "kind": "dataset",
                 "generator": GENERATOR_VERSION,
                 "variant": variant,
+                "relations": relations,
+                "tasks": {task: chain.relation(task) for task in TASKS},
+                "notation": chain.notation(variant),
                 "n_triplets": n_triplets,
                 "seed": seed,
-                "templates": split,
+                "templates": {
+                    "per_relation": templates,
+                    "train": templates - dev_templates - test_templates,
+                    "dev": dev_templates,
+                    "test": test_templates,
+                },
+                # per triplet (in row order): its dev and test template indices; the others are its train ones
+                "split": [{"dev": s["dev"], "test": s["test"]} for s in split],
                 "files": counts,
                 **provenance(),
             },
