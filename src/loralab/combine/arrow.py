@@ -1,23 +1,26 @@
 """Arrow routing (Ostapenko et al. 2024): per token and layer, route to the experts whose prototype lines up.
 
-All experts of a layer are stacked, so a forward pass is two batched matmuls whatever the number of experts:
-h = x @ A_cat^T (N x E*r), scaled per expert by its routing coefficient, then y += h @ B_cat^T.
+An expert's prototype in a layer is the top right singular vector of its B @ A (input space, unit norm, sign
+arbitrary: scores use |x . p|). `exact` computes it by QR + a small SVD (mttl computes it exactly offline);
+`power` runs PEFT's power iteration on A^T (B^T B) A from a seeded random start. Exact prototypes are cached
+beside the adapter weights. GenKnowSub (Belofsky et al. 2025, as PEFT applies it) first subtracts the mean
+A and the mean B of some "general" experts from every task expert.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from torch import nn
 
-from loralab.combine.registry import MethodSpec
+from loralab.combine.routed import ArrowRouter, Mix, RoutedLinear, stack_experts
 from loralab.errors import LoralabError
-from loralab.experts.library import ADAPTER_WEIGHTS, Expert
+from loralab.experts.library import ADAPTER_WEIGHTS, Expert, load_expert
 
 PROTOTYPES = "arrow_prototypes.safetensors"
+PrototypeMethod = Literal["exact", "power"]
 
 
 def prototype(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -31,13 +34,29 @@ def prototype(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return (p / p.norm()).float()
 
 
+def power_prototype(A: torch.Tensor, B: torch.Tensor, iters: int = 15, seed: int = 0) -> torch.Tensor:
+    """The top right singular vector of B @ A by `iters` power-iteration steps on v -> A^T (B^T B) A v from a
+    standard normal start drawn with `seed` (PEFT's Arrow with `rng_seed=seed` starts from the same vector)."""
+    A32, B32 = A.float(), B.float()
+    gram = B32.T @ B32
+    gen = torch.Generator(device=A32.device.type).manual_seed(seed)
+    v = torch.randn(A32.shape[1], generator=gen, device=A32.device)
+    v = v / (v.norm() + 1e-8)
+    for _ in range(iters):
+        w = A32.T @ (gram @ (A32 @ v))
+        v = w / (w.norm() + 1e-8)
+    return v
+
+
 def prototypes(expert: Expert) -> dict[str, torch.Tensor]:
-    """Every module's prototype for `expert`, cached beside its adapter weights (recomputed if they change)."""
+    """Every module's exact prototype for `expert`, cached beside its adapter weights (recomputed if they
+    change)."""
     from safetensors.torch import load_file, save_file
 
     cache = expert.path / PROTOTYPES
-    stamp = _stamp(expert.path / ADAPTER_WEIGHTS)
-    if cache.is_file():
+    weights = expert.path / ADAPTER_WEIGHTS
+    stamp = _stamp(weights) if weights.is_file() else None
+    if stamp is not None and cache.is_file():
         try:
             stored = load_file(str(cache))
             if (
@@ -49,6 +68,8 @@ def prototypes(expert: Expert) -> dict[str, torch.Tensor]:
         except Exception:  # a broken cache is just recomputed
             pass
     protos = {m: prototype(expert.A[m], expert.B[m]) for m in expert.modules}
+    if stamp is None:
+        return protos
     tmp = cache.with_name(f".{cache.name}.tmp")
     try:
         save_file({**protos, "__stamp__": torch.tensor(stamp)}, str(tmp))
@@ -63,87 +84,62 @@ def _stamp(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns % (2**62)]
 
 
-class ArrowLinear(nn.Module):
-    """A linear layer plus E stacked LoRA experts mixed per token by Arrow's routing."""
-
-    A_cat: torch.Tensor
-    B_cat: torch.Tensor
-    scaling: torch.Tensor
-    prototypes: torch.Tensor
-
-    def __init__(
-        self,
-        base: nn.Linear,
-        A: torch.Tensor,
-        B: torch.Tensor,
-        scaling: torch.Tensor,
-        protos: torch.Tensor,
-        top_k: int,
-        temperature: float,
-    ) -> None:
-        super().__init__()
-        n_exp, r, d_in = A.shape
-        self.base = base
-        self.n_experts, self.rank = n_exp, r
-        self.top_k, self.temperature = min(top_k, n_exp), temperature
-        dtype = base.weight.dtype
-        self.register_buffer("A_cat", A.reshape(n_exp * r, d_in).to(dtype))
-        self.register_buffer("B_cat", B.permute(1, 0, 2).reshape(B.shape[1], n_exp * r).to(dtype))
-        self.register_buffer("scaling", scaling.to(dtype))
-        self.register_buffer("prototypes", protos.to(dtype))
-        self.last_coefficients: torch.Tensor | None = None
-
-    def coefficients(self, x: torch.Tensor) -> torch.Tensor:
-        """Routing weights (N x E): softmax(|x.p_e| / T) over the top_k experts, zero elsewhere."""
-        scores = (x @ self.prototypes.T).abs()
-        top, idx = scores.topk(self.top_k, dim=-1)
-        weights = torch.softmax(top.float() / self.temperature, dim=-1).to(x.dtype)
-        return torch.zeros_like(scores).scatter(-1, idx, weights)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
-        flat = x.reshape(-1, x.shape[-1]).to(self.A_cat.dtype)
-        coeff = self.coefficients(flat)
-        self.last_coefficients = coeff.detach()
-        h = (flat @ self.A_cat.T).view(-1, self.n_experts, self.rank)
-        h = (h * (coeff * self.scaling).unsqueeze(-1)).view(flat.shape[0], -1)
-        return y + (h @ self.B_cat.T).view(*x.shape[:-1], -1).to(y.dtype)
+def subtract_general(experts: list[Expert], general: list[Expert]) -> list[Expert]:
+    """GenKnowSub: each expert with the mean A and mean B of the `general` experts subtracted (new objects;
+    equal ranks needed, as the subtraction is entry by entry)."""
+    ranks = {e.r for e in experts + general}
+    if len(ranks) > 1:
+        raise LoralabError("--opt general: GenKnowSub subtracts factors entry by entry; ranks must be equal")
+    out = []
+    for e in experts:
+        A = {m: e.A[m].float() - torch.stack([g.A[m].float() for g in general]).mean(0) for m in e.modules}
+        B = {m: e.B[m].float() - torch.stack([g.B[m].float() for g in general]).mean(0) for m in e.modules}
+        out.append(Expert(e.name, Path(f"{e.path}#gks"), e.r, e.scaling, A, B, e.meta))
+    return out
 
 
-def install_arrow(model: Any, experts: list[Expert], top_k: int = 3, temperature: float = 1.0) -> Any:
-    """Replace every adapted linear layer of `model` by an `ArrowLinear` over `experts` (in place)."""
-    if top_k < 1:
+def install_arrow(
+    model: Any,
+    experts: list[Expert],
+    top_k: int | None = None,
+    temperature: float = 1.0,
+    prototype_method: PrototypeMethod = "exact",
+    iters: int = 15,
+    seed: int = 0,
+    mix: Mix = "output",
+    general: list[str] | None = None,
+) -> Any:
+    """Replace every adapted linear layer of `model` by a `RoutedLinear` with an Arrow router (in place).
+
+    top_k None routes over all experts (mttl's default; PEFT's is 3).
+    """
+    if top_k is not None and top_k < 1:
         raise LoralabError(f"--opt top_k={top_k}: must be at least 1")
     if temperature <= 0:
         raise LoralabError(f"--opt temperature={temperature}: must be positive")
-    protos = [prototypes(e) for e in experts]
-    rank = max(e.r for e in experts)
+    if prototype_method not in ("exact", "power"):
+        raise LoralabError(f"--opt prototype_method={prototype_method}: choose exact or power")
+    if iters < 1:
+        raise LoralabError(f"--opt iters={iters}: must be at least 1")
+    if general:
+        from loralab.experts.library import check_compatible
+
+        gen_experts = [load_expert(p) for p in general]
+        check_compatible(experts + gen_experts, model)
+        experts = subtract_general(experts, gen_experts)
+    if prototype_method == "exact" and not general:
+        protos = [prototypes(e) for e in experts]
+    elif prototype_method == "exact":
+        protos = [{m: prototype(e.A[m], e.B[m]) for m in e.modules} for e in experts]
+    else:
+        protos = [{m: power_prototype(e.A[m], e.B[m], iters, seed) for m in e.modules} for e in experts]
     for module in experts[0].modules:
         parent_name, _, child = module.rpartition(".")
         parent = model.get_submodule(parent_name)
         base = getattr(parent, child)
-        # experts of lower rank are zero-padded: extra rows of A and columns of B add nothing
-        A = torch.stack([_pad_rows(e.A[module].float(), rank) for e in experts])
-        B = torch.stack([_pad_rows(e.B[module].float().T, rank).T for e in experts])
+        A, B = stack_experts([(e.A[module], e.B[module]) for e in experts], mix == "params", "arrow")
         scaling = torch.tensor([e.scaling for e in experts])
-        P = torch.stack([p[module] for p in protos])
-        routed = ArrowLinear(base, A, B, scaling, P, top_k, temperature).to(base.weight.device)
+        router = ArrowRouter(torch.stack([p[module] for p in protos]), top_k or len(experts), temperature)
+        routed = RoutedLinear(base, A, B, scaling, router, mix).to(base.weight.device)
         setattr(parent, child, routed)
     return model
-
-
-def _pad_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
-    return torch.cat([t, t.new_zeros(rows - t.shape[0], t.shape[1])]) if t.shape[0] < rows else t
-
-
-ARROW = MethodSpec(
-    name="arrow",
-    kind="router",
-    description="per-token routing to the experts whose top singular direction lines up with the input",
-    formula=(
-        "p_e = top right singular vector of B_e A_e; c = softmax(top_k(|x.p_e|) / T); "
-        "y = W x + sum_e c_e s_e B_e A_e x  (output mixture, as PEFT's Arrow)"
-    ),
-    paper="Ostapenko et al. 2024, Towards Modular LLMs by Building and Reusing a Library of LoRAs",
-    fn=install_arrow,
-)

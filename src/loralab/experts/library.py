@@ -50,6 +50,15 @@ def load_expert(path: Path | str) -> Expert:
     cfg = read_json(path / ADAPTER_CONFIG)
     if cfg.get("peft_type", "LORA") != "LORA":
         raise LoralabError(f"{path / ADAPTER_CONFIG}: peft_type {cfg.get('peft_type')!r} is not LORA")
+    # variants whose weight change is not s * B @ A are refused rather than combined wrongly (PEFT #3761)
+    for flag, what in (("use_dora", "DoRA"), ("lora_bias", "a LoRA bias")):
+        if cfg.get(flag):
+            raise LoralabError(
+                f"{path / ADAPTER_CONFIG}: {what} adapter ({flag}); only plain LoRA is supported"
+            )
+    for key in ("rank_pattern", "alpha_pattern"):
+        if cfg.get(key):
+            raise LoralabError(f"{path / ADAPTER_CONFIG}: per-module {key} is not supported")
     if not (path / ADAPTER_WEIGHTS).is_file():
         raise LoralabError(f"{path / ADAPTER_WEIGHTS}: file not found")
     try:
