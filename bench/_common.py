@@ -20,12 +20,9 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def twohop_data(workdir: Path) -> Path:
-    from loralab.worlds.twohop import build_twohop
+    from loralab.worlds.twohop import ensure_twohop
 
-    folder = workdir / "twohop-RR-n100-s0"
-    if not (folder / "meta.json").is_file():
-        build_twohop(folder, "RR", 100, seed=0, overwrite=True)
-    return folder
+    return ensure_twohop(workdir / "twohop-RR-n100-s0", "RR", 100, templates=12)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

@@ -17,28 +17,36 @@ from loralab.experts.config import ExpertConfig
 from loralab.experts.train import train_expert
 from loralab.models.load import load_base
 from loralab.worlds.jsonl import read_jsonl
-from loralab.worlds.twohop import build_twohop
+from loralab.worlds.twohop import ensure_twohop
 
 
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--variant", default="RR")
     p.add_argument("--task", default="ab", help="ab, bc, ac or ac_cot")
+    p.add_argument("--train-tasks", default=None, help="train on these tasks (comma list; default: --task)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--targets", default="mlp")
     p.add_argument("--items", type=int, default=60, help="items of each split to evaluate")
+    p.add_argument("--triplets", type=int, default=100)
+    p.add_argument("--templates", type=int, default=50, help="templates per relation (2 dev, 2 test)")
     args = p.parse_args()
-    data = args.workdir / f"twohop-{args.variant}-n100-s0"
-    if not (data / "meta.json").is_file():
-        build_twohop(data, args.variant, 100, seed=0, overwrite=True)
+    data = ensure_twohop(
+        args.workdir / f"twohop-{args.variant}-n{args.triplets}-t{args.templates}-s0",
+        args.variant,
+        args.triplets,
+        templates=args.templates,
+    )
     cfg = ExpertConfig(epochs=args.epochs, lr=args.lr, targets=args.targets)
     with tempfile.TemporaryDirectory() as tmp:
-        expert = train_expert(args.base, [data / f"{args.task}.train.jsonl"], Path(tmp) / "e", cfg)
+        tasks = (args.train_tasks or args.task).split(",")
+        expert = train_expert(args.base, [data / f"{t}.train.jsonl" for t in tasks], Path(tmp) / "e", cfg)
         for split in ("train", "test"):
             model, tok = load_base(args.base)
             combine(model, [expert], "uniform")
-            rows = read_jsonl(data / f"{args.task}.{split}.jsonl", required=("prompt", "gold"))[: args.items]
+            rows = read_jsonl(data / f"{args.task}.{split}.jsonl", required=("prompt", "gold"))
+            rows = rows[:: max(1, len(rows) // args.items)][: args.items]  # spread over triplets
             result = evaluate(model, tok, rows, max_new_tokens=128)
             print(
                 f"{args.variant} {args.task} {split:5}: {result.accuracy:.2f} (n={result.n}); "

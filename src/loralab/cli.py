@@ -230,7 +230,7 @@ def train(
     dropout: Annotated[float, typer.Option(help="LoRA dropout")] = 0.05,
     targets: Annotated[str, typer.Option(help="mlp, attention or both")] = "mlp",
     lr: Annotated[float | None, typer.Option(help="default 3e-3 on a built-in base, else 1e-4")] = None,
-    epochs: Annotated[int | None, typer.Option(help="default 10 on a built-in base, else 5")] = None,
+    epochs: Annotated[int | None, typer.Option(help="default 6 on a built-in base, else 5")] = None,
     batch_size: int = 16,
     seed: int = 0,
     overwrite: bool = False,
@@ -336,17 +336,24 @@ def quickstart_cmd(
     workdir: Workdir = Path("loralab-work"),
     base: Base = "default",
     variant: Annotated[str, typer.Option(help="FF, HH or RR")] = "RR",
-    triplets: int = 100,
+    triplets: Annotated[int, typer.Option(help="(A, B, C) triplets; 2 held-out test templates each")] = 30,
+    templates: Annotated[int, typer.Option(help="templates per relation (2 dev, 2 test, rest train)")] = 50,
     seed: int = 0,
 ) -> None:
-    """Build the default base if missing, train A->B, B->C and oracle A->C experts, evaluate them alone and
+    """Build the default base if missing, train A->B, B->C and oracle experts, evaluate them alone and
     combined (Uniform, Arrow) on held-out two-hop questions with CoT, and print the table.
 
     Example: loralab quickstart
     """
     from loralab.experiments.quickstart import quickstart
 
-    quickstart(workdir, base, variant, triplets, seed, console=console)
+    if variant not in ("FF", "HH", "RR"):
+        raise LoralabError(f"--variant {variant}: choose FF, HH or RR")
+    if triplets < 1:
+        raise LoralabError(f"--triplets {triplets}: must be positive")
+    if not 5 <= templates <= 50:
+        raise LoralabError(f"--templates {templates}: must be between 5 and 50")
+    quickstart(workdir, base, variant, triplets, seed, templates=templates, console=console)
 
 
 @app.command("report")

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from loralab.artifacts import config_hash
 from loralab.experiments.cell import run_cell
 from loralab.experiments.store import cells, connect
 from loralab.experts.config import ExpertConfig
@@ -15,13 +16,17 @@ from loralab.experts.library import write_index
 from loralab.experts.train import train_expert
 from loralab.models.load import resolve_base
 from loralab.report.table import rich_table
-from loralab.worlds.twohop import build_twohop
+from loralab.worlds.twohop import ensure_twohop
 
 EXPERTS = {  # name -> training files of the dataset folder
     "A-B": ("ab.train.jsonl",),
     "B-C": ("bc.train.jsonl",),
-    "A-C-oracle": ("ac_cot.train.jsonl",),
+    # the oracle sees everything the target needs: both facts and the two-hop CoT pattern over them
+    "A-C-oracle": ("ab.train.jsonl", "bc.train.jsonl", "ac_cot.train.jsonl"),
 }
+# measured on the default base (models/README.md): LoRA on attention and MLP learns RR facts to ~0.9 on
+# held-out templates in 3 epochs over 46 templates; MLP alone needs about twice the epochs
+QUICKSTART_EXPERT = ExpertConfig(targets="both", epochs=3)
 CELLS: tuple[tuple[str | None, str, tuple[str, ...]], ...] = (  # (method, library label, experts)
     (None, "-", ()),
     ("expert", "A-B", ("A-B",)),
@@ -38,8 +43,9 @@ def quickstart(
     workdir: Path,
     base: str = "default",
     variant: str = "RR",
-    n_triplets: int = 100,
+    n_triplets: int = 30,
     seed: int = 0,
+    templates: int = 50,
     expert_config: ExpertConfig | None = None,
     max_new_tokens: int = 128,
     console: Console | None = None,
@@ -48,10 +54,11 @@ def quickstart(
     console = console or Console()
     start = time.time()
     base_path = resolve_base(base)
-    data = workdir / "data" / f"twohop-{variant}-n{n_triplets}-s{seed}"
-    if not (data / "meta.json").is_file():
-        build_twohop(data, variant, n_triplets, seed=seed, overwrite=True)
-    library = workdir / "library" / f"twohop-{variant}-n{n_triplets}-s{seed}-{base_path.name}"
+    dataset = f"twohop-{variant}-n{n_triplets}-t{templates}-s{seed}"
+    data = ensure_twohop(workdir / "data" / dataset, variant, n_triplets, seed=seed, templates=templates)
+    expert_config = expert_config or QUICKSTART_EXPERT
+    trained_with = config_hash({"config": expert_config.model_dump(), "experts": EXPERTS})
+    library = workdir / "library" / f"{dataset}-{base_path.name}-{trained_with}"
     for name, files in EXPERTS.items():
         if not (library / name / "meta.json").is_file():
             console.print(f"training expert {name} on {', '.join(files)}")
@@ -69,7 +76,7 @@ def quickstart(
             db,
             run,
             experts,
-            "uniform" if method == "expert" else method,
+            "oracle" if method == "expert" else method,
             library=label,
             max_new_tokens=max_new_tokens,
             method_label=method,

@@ -12,11 +12,11 @@ TARGET_PRESETS: dict[str, tuple[str, ...]] = {
     "both": ("gate_proj", "up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "o_proj"),
 }
 
-# The paper's lr (1e-4) learns nothing in 5 epochs on the built-in tiny base, and 5 epochs at 3e-3 leave the
-# RR A->B facts half-learned (see models/README.md); 10 epochs at 3e-3 learn them. Real models keep the
-# paper's lr and 5 epochs.
+# The paper's lr (1e-4) learns nothing in 5 epochs on the built-in tiny base. At 3e-3, over the 46 training
+# templates of each RR fact, MLP LoRA reaches 0.62 on held-out templates after 3 epochs and 0.95 after 6
+# (models/README.md). Real models keep the paper's lr and 5 epochs.
 TINY_BASE_LR = 3e-3
-TINY_BASE_EPOCHS = 10
+TINY_BASE_EPOCHS = 6
 PAPER_LR = 1e-4
 DEFAULT_EPOCHS = 5
 
@@ -33,7 +33,7 @@ class ExpertConfig(BaseModel):
         None, gt=0, description="learning rate; default 3e-3 on a built-in base, else 1e-4"
     )
     epochs: int | None = Field(
-        None, ge=1, description="passes over the data; default 10 on a built-in base, else 5"
+        None, ge=1, description="passes over the data; default 6 on a built-in base, else 5"
     )
     batch_size: int = Field(16, ge=1, description="examples per step (length-bucketed)")
     max_len: int = Field(512, ge=8, description="examples longer than this many tokens are an error")

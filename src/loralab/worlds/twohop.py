@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from loralab.artifacts import atomic_dir, provenance, write_json
+from loralab.artifacts import atomic_dir, provenance, read_json, write_json
 from loralab.worlds.entities import fake_names
 from loralab.worlds.familiar import CITY_RELATIONS, FAMILIAR_PEOPLE, PERSON_RELATIONS, World, build_world
 from loralab.worlds.jsonl import write_jsonl
@@ -249,3 +249,25 @@ def build_twohop(
             },
         )
     return Path(out)
+
+
+def ensure_twohop(out: Path, variant: str = "RR", n_triplets: int = 100, **options: Any) -> Path:
+    """`out` if it already holds this generator's dataset with these settings, else (re)built there."""
+    meta_path = Path(out) / "meta.json"
+    if meta_path.is_file():
+        meta = read_json(meta_path)
+        wanted = {"variant": variant, "n_triplets": n_triplets, "seed": options.get("seed", 0)}
+        wanted["relations"] = options.get("relations", DEFAULT_CHAIN)
+        per = meta.get("templates", {})
+        same_templates = (
+            per.get("per_relation") == options.get("templates", TEMPLATES_PER_RELATION)
+            and per.get("dev") == options.get("dev_templates", 2)
+            and per.get("test") == options.get("test_templates", 2)
+        )
+        if (
+            meta.get("generator") == GENERATOR_VERSION
+            and same_templates
+            and all(meta.get(k) == v for k, v in wanted.items())
+        ):
+            return Path(out)
+    return build_twohop(Path(out), variant, n_triplets, **{**options, "overwrite": True})
