@@ -5,7 +5,9 @@ width^2 float32). Timed: loralab `ties` and `dare_ties` (delta space, exact), PE
 (factor space: a different, cheaper computation, listed for reference) and PEFT `ties_svd` /
 `dare_ties_svd` (delta space, then a truncated SVD: the like-for-like peer; loralab's `rank` option adds the
 same SVD, timed as loralab+svd). Peak memory: each merge runs in a fresh subprocess and reports its peak
-resident memory above the loaded factors, in units of one full delta.
+resident memory above the loaded factors (after the same merge ran once at width 64 to initialise the
+kernels), in units of one full delta, the merged result included (glibc's mmap threshold is pinned so freed
+tensors leave the resident set).
 
     .venv/bin/python bench/merge_speed.py
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -78,10 +81,14 @@ def prepare_peft(kind: str, width: int) -> Callable[[], object]:
 def child(spec: str, width: int) -> None:
     """Run one merge and print its time and peak RSS growth (bytes) above the prepared inputs, as JSON."""
     side, name = spec.split(":")
-    if side == "ours":
-        run = prepare_ours(name.removesuffix("+svd"), width, RANK if name.endswith("+svd") else None)
-    else:
-        run = prepare_peft(name, width)
+
+    def prepare(w: int) -> Callable[[], object]:
+        if side == "ours":
+            return prepare_ours(name.removesuffix("+svd"), w, RANK if name.endswith("+svd") else None)
+        return prepare_peft(name, w)
+
+    prepare(64)()  # first use of each kernel allocates pools and caches: keep that out of the peak
+    run = prepare(width)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     start = time.perf_counter()
     run()
@@ -110,6 +117,9 @@ def main() -> None:
             check=True,
             capture_output=True,
             text=True,
+            # large blocks are mmapped and unmapped on free, so peak RSS follows the live tensors (glibc
+            # otherwise keeps freed blocks on its heap and the peak overstates what was alive at once)
+            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"},
         ).stdout
         results[spec] = json.loads(out.strip().splitlines()[-1])
         r = results[spec]

@@ -184,3 +184,42 @@ def test_arrow_exact_prototypes_equal_peft_arrow_given_the_same_prototypes(
     assert swapped == 2 * len(TARGETS)
     got = ours(tiny_base, peers, "arrow", top_k=2, temperature=0.5)
     torch.testing.assert_close(got, logits(peft_model), atol=1e-5, rtol=1e-5)
+
+
+def test_blockwise_ties_equals_a_whole_tensor_reference() -> None:
+    from loralab.combine.merges import BLOCK_ELEMENTS, magnitude_threshold
+
+    gen = torch.Generator().manual_seed(5)
+    rows = 2 * BLOCK_ELEMENTS // 40 + 88  # three row blocks of 40 columns
+    experts = [
+        Lora(torch.randn(3, 40, generator=gen), torch.randn(rows, 3, generator=gen), 0.5) for _ in range(3)
+    ]
+    deltas = [e.delta() for e in experts]
+    weights, density = [1.0, 0.5, 2.0], 0.3
+    k = int(density * rows * 40)
+    trimmed = []
+    for d in deltas:  # the textbook steps on whole tensors
+        kth = d.abs().flatten().kthvalue(d.numel() - k + 1).values
+        trimmed.append(torch.where(d.abs() >= kth, d, torch.zeros(())))
+        # the radix select finds the same threshold, as float32 bits
+        bits = magnitude_threshold(lambda e, r, d=d: d[r].clone(), 0, (rows, 40), density)
+        assert (
+            bits is not None
+            and torch.tensor([bits], dtype=torch.int32).view(torch.float32).item() == kth.item()
+        )
+    stack = torch.stack(trimmed)
+    sign = torch.where(stack.sum(0) >= 0, 1.0, -1.0)
+    agree = stack.sign() == sign
+    w = torch.tensor(weights)[:, None, None]
+    want = (stack * w * agree).sum(0) / agree.sum(0).clamp(min=1)
+    torch.testing.assert_close(ties(experts, weights=weights, density=density), want, atol=1e-6, rtol=1e-6)
+
+
+def test_magnitude_threshold_with_ties_keeps_every_tied_entry() -> None:
+    from loralab.combine.merges import keep_top_magnitude, magnitude_threshold
+
+    t = torch.tensor([[1.0, -3.0, 2.0, 3.0], [2.0, -2.0, 0.5, 1.0]])
+    # top 3 of 8 by magnitude: 3, 3, then a tie of three 2's: the threshold is 2 and all 2's stay
+    bits = magnitude_threshold(lambda e, r: t[r].clone(), 0, (2, 4), 3 / 8)
+    kept = keep_top_magnitude(t.clone(), bits)
+    assert kept.tolist() == [[0.0, -3.0, 2.0, 3.0], [2.0, -2.0, 0.0, 0.0]]

@@ -28,9 +28,10 @@ class Lora:
     def rank(self) -> int:
         return int(self.A.shape[0])
 
-    def delta(self) -> torch.Tensor:
-        """The dense weight change (out x in), float32."""
-        return (self.B.float() @ self.A.float()).mul_(self.scale)
+    def delta(self, rows: slice | None = None) -> torch.Tensor:
+        """The dense weight change (out x in), or only its `rows`; float32, a new tensor."""
+        B = self.B if rows is None else self.B[rows]
+        return (B.float() @ self.A.float()).mul_(self.scale)
 
 
 def concat(loras: Sequence[Lora], coefficients: Sequence[float]) -> Lora:
@@ -47,21 +48,22 @@ def refactor(delta: torch.Tensor, rank: int | None = None) -> tuple[Lora, float]
     """`delta` as LoRA factors, and the fraction of its energy (squared Frobenius norm) they keep.
 
     rank None: exact, every singular value above float32 round-off (the numerical rank); else the top `rank`
-    singular directions (truncated SVD, the best rank-`rank` approximation). The singular values are split
+    singular directions (truncated SVD, the best rank-`rank` approximation). float32 throughout, as the
+    adapters are. The singular values are split
     evenly between the factors (A = sqrt(S) V^T, B = U sqrt(S)) so neither factor dwarfs the other.
     """
     if rank is not None and rank < 1:
         raise LoralabError(f"--opt rank={rank}: must be at least 1")
-    U, S, Vh = torch.linalg.svd(delta.double(), full_matrices=False)
-    total = float((S**2).sum())
+    U, S, Vh = torch.linalg.svd(delta.float(), full_matrices=False)
+    total = float((S.double() ** 2).sum())
     if rank is None:
         tol = float(S[0]) * max(delta.shape) * torch.finfo(torch.float32).eps if S.numel() else 0.0
         k = max(1, int((tol < S).sum()))
     else:
         k = min(rank, S.numel())
     root = S[:k].sqrt()
-    lora = Lora((root[:, None] * Vh[:k]).float(), (U[:, :k] * root).float(), 1.0)
-    kept = float((S[:k] ** 2).sum())
+    lora = Lora(root[:, None] * Vh[:k], U[:, :k] * root, 1.0)
+    kept = float((S[:k].double() ** 2).sum())
     return lora, (kept / total if total > 0 else 1.0)
 
 

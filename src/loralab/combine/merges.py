@@ -42,24 +42,63 @@ def resolve_weights(weights: Sequence[float] | None, n: int, default: float = 1.
     return [float(w) for w in weights]
 
 
-def magnitude_threshold(t: torch.Tensor, density: float) -> float | None:
-    """The magnitude of `t`'s int(density * numel)-th largest entry (None: keep everything)."""
+BLOCK_ELEMENTS = 1 << 16
+"""About this many entries (whole rows) of a tensor are processed at once. A merge holds its result, a sign
+bit and a vote count per entry, and one block of rows of one expert's tensor; it never holds a whole delta of
+an expert. (The block layout also fixes DARE's masks: each block draws its own seeded mask.)"""
+
+Getter = Callable[[int, slice], torch.Tensor]
+"""(expert index, row range) -> those rows of the expert's tensor, float32, a new tensor (changed in place)."""
+
+
+def _blocks(shape: tuple[int, int]) -> list[slice]:
+    step = max(1, BLOCK_ELEMENTS // max(1, shape[1]))
+    return [slice(i, min(i + step, shape[0])) for i in range(0, shape[0], step)]
+
+
+def _magnitude_bits(t: torch.Tensor) -> torch.Tensor:
+    """|t| as int32 bit patterns: for non-negative float32 values the bit patterns sort like the values."""
+    return t.contiguous().view(torch.int32).bitwise_and(0x7FFFFFFF)
+
+
+def _bucket_from_top(hist: torch.Tensor, k: int) -> tuple[int, int]:
+    """The bucket that holds the k-th largest item of a histogram, and k's rank inside that bucket."""
+    from_top = hist.flip(0).cumsum(0)
+    i = int(torch.searchsorted(from_top, torch.tensor([k])).item())
+    bucket = hist.numel() - 1 - i
+    return bucket, k - (int(from_top[i]) - int(hist[bucket]))
+
+
+def magnitude_threshold(get: Getter, e: int, shape: tuple[int, int], density: float) -> int | None:
+    """The int(density * numel)-th largest |value| of expert e's tensor, as float32 bits (None: keep all).
+
+    Exact, found block by block without holding the tensor: a radix select over the bit patterns, first on
+    their high 16 bits, then on the low 16 bits inside the chosen bucket (two passes over the rows).
+    """
     if density >= 1:
         return None
-    k = int(density * t.numel())
+    k = int(density * shape[0] * shape[1])
     if k == 0:
-        return float("inf")
-    return float(t.abs().flatten().kthvalue(t.numel() - k + 1).values)
+        return 0x7FFFFFFF  # keeps nothing
+    hist = torch.zeros(65536, dtype=torch.int64)
+    for rows in _blocks(shape):
+        hist += torch.bincount((_magnitude_bits(get(e, rows)) >> 16).flatten().long(), minlength=65536)
+    high, rank = _bucket_from_top(hist, k)
+    hist.zero_()
+    for rows in _blocks(shape):
+        bits = _magnitude_bits(get(e, rows))
+        low = bits[(bits >> 16) == high].bitwise_and(0xFFFF)
+        hist += torch.bincount(low.long(), minlength=65536)
+    low_bucket, _ = _bucket_from_top(hist, rank)
+    return (high << 16) | low_bucket
 
 
-def keep_top_magnitude(t: torch.Tensor, density: float, threshold: float | None = None) -> torch.Tensor:
-    """`t` (changed in place) with all but its int(density * numel) largest-magnitude entries set to zero;
-    ties at the threshold are all kept. Pass `threshold` to skip finding it again."""
-    if threshold is None:
-        threshold = magnitude_threshold(t, density)
+def keep_top_magnitude(t: torch.Tensor, threshold: int | None) -> torch.Tensor:
+    """`t` (changed in place) with the entries below `threshold` (float32 bits of a magnitude) set to zero;
+    ties at the threshold are all kept."""
     if threshold is None:
         return t
-    return t.masked_fill_(t.abs() < threshold, 0.0)
+    return t.masked_fill_(_magnitude_bits(t) < threshold, 0.0)
 
 
 def drop_random(t: torch.Tensor, density: float, seed: int) -> torch.Tensor:
@@ -72,65 +111,78 @@ def drop_random(t: torch.Tensor, density: float, seed: int) -> torch.Tensor:
     return t.mul_(keep).div_(density)
 
 
-def _mask_seed(seed: int, module: str, index: int) -> int:
-    """A DARE mask seed per (seed, module, expert), so masks differ across layers and experts."""
-    return zlib.crc32(f"{seed}:{module}:{index}".encode())
+def _mask_seed(seed: int, module: str, index: int, block: int) -> int:
+    """A DARE mask seed per (seed, module, expert, row block), so masks differ everywhere."""
+    return zlib.crc32(f"{seed}:{module}:{index}:{block}".encode())
 
 
 def sparse_merge(
-    get: Callable[[int], torch.Tensor],
+    get: Getter,
+    shape: tuple[int, int],
     weights: Sequence[float],
     sparsify: Sparsify,
     density: float,
     elect: Elect | None,
     seed: int = 0,
     module: str = "",
-    fresh: bool = False,
 ) -> torch.Tensor:
     """sum_e w_e sparsify(T_e), or with `elect`: the disjoint mean over the entries that agree with the
-    elected sign. T_e = get(e) is produced on demand (twice when electing), never all at once: besides the
-    result, one T_e and the selection's scratch are alive at a time.
+    elected sign. T_e's rows come from `get` block by block (see BLOCK_ROWS), several times per expert.
 
     The sign is elected from the unweighted sparsified tensors: "total" takes sign(sum_e T_e), "frequency"
     sign(sum_e sign(T_e)); a zero sum elects +. The disjoint mean divides sum_e w_e T_e [agrees] by the number
-    of experts that agree (at least 1), as Yadav et al. 2023 and PEFT's `ties` do. `fresh`: get(e) returns a
-    new tensor on every call (a computed delta), so it may be changed in place; otherwise it is copied.
+    of experts that agree (at least 1), as Yadav et al. 2023 and PEFT's `ties` do.
     """
     check_density(density)
-    thresholds: dict[int, float | None] = {}
+    n = len(weights)
+    blocks = _blocks(shape)
+    thresholds = [
+        magnitude_threshold(get, e, shape, density) if sparsify == "magnitude" else None for e in range(n)
+    ]
 
-    def term(e: int) -> torch.Tensor:
-        t = get(e) if fresh else get(e).clone()
+    def term(e: int, b: int) -> torch.Tensor:
+        t = get(e, blocks[b])
         if sparsify == "magnitude":
-            if e not in thresholds:
-                thresholds[e] = magnitude_threshold(t, density)
-            return keep_top_magnitude(t, density, thresholds[e])
+            return keep_top_magnitude(t, thresholds[e])
         if sparsify == "random":
-            return drop_random(t, density, _mask_seed(seed, module, e))
+            return drop_random(t, density, _mask_seed(seed, module, e, b))
         return t
 
-    n = len(weights)
+    out = torch.zeros(shape)
     if elect is None:
-        total = term(0).mul_(weights[0])
-        for e in range(1, n):
-            total.add_(term(e), alpha=weights[e])
-        return total
-    mass = term(0)
-    if elect == "frequency":
-        mass.sign_()
-    for e in range(1, n):
-        t = term(e)
-        mass.add_(t if elect == "total" else t.sign_())
-    positive = mass >= 0
-    del mass
-    merged = torch.zeros(positive.shape)
-    count = torch.zeros(positive.shape, dtype=torch.int16)
-    for e in range(n):
-        t = term(e)
-        agree = torch.where(positive, t > 0, t < 0)
-        merged.add_(t.mul_(agree), alpha=weights[e])
-        count.add_(agree)
-    return merged.div_(count.clamp_(min=1))
+        for e in range(n):
+            for b, rows in enumerate(blocks):
+                out[rows].add_(term(e, b), alpha=weights[e])
+        return out
+    for e in range(n):  # pass 1: the sign mass, in the result's buffer
+        for b, rows in enumerate(blocks):
+            t = term(e, b)
+            out[rows].add_(t if elect == "total" else t.sign_())
+    positive = out >= 0
+    out.zero_()
+    count = torch.zeros(shape, dtype=torch.uint8 if n < 256 else torch.int16)
+    for e in range(n):  # pass 2: sum and count the agreeing entries
+        for b, rows in enumerate(blocks):
+            t = term(e, b)
+            agree = torch.where(positive[rows], t > 0, t < 0)
+            out[rows].add_(t.mul_(agree), alpha=weights[e])
+            count[rows].add_(agree)
+    return out.div_(count.clamp_(min=1))
+
+
+def _deltas(experts: Sequence[Lora]) -> tuple[Getter, tuple[int, int]]:
+    """Row blocks of the experts' deltas s_e B_e A_e, computed on demand."""
+    shape = (int(experts[0].B.shape[0]), int(experts[0].A.shape[1]))
+    return (lambda e, rows: experts[e].delta(rows)), shape
+
+
+def _factor(experts: Sequence[Lora], which: Literal["A", "B"]) -> tuple[Getter, tuple[int, int]]:
+    """Row blocks of the experts' raw A or B factors (copies)."""
+    first = getattr(experts[0], which)
+    return (lambda e, rows: getattr(experts[e], which)[rows].float().clone()), (
+        int(first.shape[0]),
+        int(first.shape[1]),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -167,7 +219,7 @@ def ties(
 ) -> torch.Tensor:
     """TIES on the deltas: keep the top `density` by magnitude, elect signs, disjoint mean; times lam."""
     w = resolve_weights(weights, len(experts))
-    return sparse_merge(lambda e: experts[e].delta(), w, "magnitude", density, elect, fresh=True).mul_(lam)
+    return sparse_merge(*_deltas(experts), w, "magnitude", density, elect).mul_(lam)
 
 
 def dare_linear(
@@ -179,7 +231,7 @@ def dare_linear(
 ) -> torch.Tensor:
     """DARE on the deltas: drop entries with probability 1 - density, rescale by 1/density, weighted sum."""
     w = resolve_weights(weights, len(experts))
-    return sparse_merge(lambda e: experts[e].delta(), w, "random", density, None, seed, module, fresh=True)
+    return sparse_merge(*_deltas(experts), w, "random", density, None, seed, module)
 
 
 def dare_ties(
@@ -193,9 +245,7 @@ def dare_ties(
 ) -> torch.Tensor:
     """DARE's random drop and rescale, then TIES's sign election and disjoint mean; times lam."""
     w = resolve_weights(weights, len(experts))
-    return lam * sparse_merge(
-        lambda e: experts[e].delta(), w, "random", density, elect, seed, module, fresh=True
-    )
+    return sparse_merge(*_deltas(experts), w, "random", density, elect, seed, module).mul_(lam)
 
 
 def magnitude_prune(
@@ -203,7 +253,7 @@ def magnitude_prune(
 ) -> torch.Tensor:
     """Keep each delta's top `density` entries by magnitude, then the weighted sum."""
     w = resolve_weights(weights, len(experts))
-    return sparse_merge(lambda e: experts[e].delta(), w, "magnitude", density, None, fresh=True)
+    return sparse_merge(*_deltas(experts), w, "magnitude", density, None)
 
 
 # ---------------------------------------------------------------------------
@@ -240,8 +290,8 @@ def linear_factor(experts: Sequence[Lora], weights: list[float] | None = None) -
     """PEFT's `linear`: A = sum_e sign(c_e) sqrt|c_e| A_e, B = sum_e sqrt|c_e| B_e with c_e = w_e s_e."""
     check_equal_ranks(experts, "linear_factor")
     wa, wb = _factor_weights(experts, weights)
-    A = sparse_merge(lambda e: experts[e].A.float(), wa, "none", 1.0, None)
-    B = sparse_merge(lambda e: experts[e].B.float(), wb, "none", 1.0, None)
+    A = sparse_merge(*_factor(experts, "A"), wa, "none", 1.0, None)
+    B = sparse_merge(*_factor(experts, "B"), wb, "none", 1.0, None)
     return Lora(A, B, 1.0)
 
 
@@ -251,6 +301,6 @@ def ties_factor(
     """PEFT's `ties`: TIES applied to the raw A entries and, separately, to the raw B entries."""
     check_equal_ranks(experts, "ties_factor")
     wa, wb = _factor_weights(experts, weights)
-    A = sparse_merge(lambda e: experts[e].A.float(), wa, "magnitude", density, elect)
-    B = sparse_merge(lambda e: experts[e].B.float(), wb, "magnitude", density, elect)
+    A = sparse_merge(*_factor(experts, "A"), wa, "magnitude", density, elect)
+    B = sparse_merge(*_factor(experts, "B"), wb, "magnitude", density, elect)
     return Lora(A, B, 1.0)
