@@ -45,3 +45,129 @@ def test_batched_generation_equals_one_by_one(tiny_base: Path) -> None:
     new = ref[0, ids["input_ids"].shape[1] :].tolist()
     new = new[: next((i for i, t in enumerate(new) if t in stops), len(new))]
     assert tok.decode(new, skip_special_tokens=True) == single[0]
+
+
+# ---------------------------------------------------------------------------
+# Retention-aware scoring, on hand-made predictions
+# ---------------------------------------------------------------------------
+
+
+def _cot(b: str, c: str) -> str:
+    return (
+        "First, we need to answer the question:\nWho is A's spouse?\n"
+        f"A's spouse is {b}.\nSecond, we need to answer the question :\nWhere was {b} born?\n"
+        f"{b} was born in {c}.\nTherefore, the answer is {c}."
+    )
+
+
+def hand_records() -> list[dict[str, object]]:
+    """3 triplets x (2 A->B, 2 B->C, 2 CoT two-hop) records; correctness chosen by hand."""
+    one_hop = {  # triplet -> (A->B right?, B->C right?) per held-out template
+        0: ([True, True], [True, True]),  # both hops kept
+        1: ([True, True], [True, False]),  # one kept
+        2: ([False, False], [False, False]),  # none kept
+    }
+    two_hop = {0: [True, False], 1: [False, False], 2: [True, False]}
+    recs: list[dict[str, object]] = []
+    for t, (ab, bc) in one_hop.items():
+        recs += [{"task": "ab", "triplet": t, "correct": ok} for ok in ab]
+        recs += [{"task": "bc", "triplet": t, "correct": ok} for ok in bc]
+        for i, ok in enumerate(two_hop[t]):
+            # step 1 names the right B only in the first question of each triplet; step 2 names C when right
+            b = f"B{t}" if i == 0 else "Someone"
+            c = f"C{t}" if ok else "Nowhere"
+            recs.append(
+                {
+                    "task": "ac_cot",
+                    "triplet": t,
+                    "correct": ok,
+                    "bridge": f"B{t}",
+                    "gold": f"C{t}",
+                    "output": _cot(b, c),
+                }
+            )
+    return recs
+
+
+def test_retention_metrics_on_hand_made_predictions() -> None:
+    from loralab.evaluate.retention import by_triplet, retention_metrics
+
+    m = retention_metrics(hand_records())
+    got = {k: (r.k, r.n) for k, r in m.items()}
+    assert got == {
+        "twohop": (2, 6),
+        "retained_ab": (4, 6),
+        "retained_bc": (3, 6),
+        "retained_both": (1, 3),  # only triplet 0
+        "twohop_given_both": (1, 2),  # triplet 0's two questions: one right
+        "cot_step1_bridge": (3, 6),  # the first question of each triplet
+        "cot_step2_answer": (2, 6),  # the right ones
+    }
+    assert m["twohop_given_both"].value == 0.5
+    assert by_triplet(hand_records()) == {
+        "both": {"right": 1, "wrong": 1},
+        "one": {"right": 0, "wrong": 2},
+        "none": {"right": 1, "wrong": 1},
+    }
+
+
+def test_conditional_accuracy_with_an_empty_condition_is_n_0_not_0() -> None:
+    from loralab.evaluate.retention import retention_metrics
+
+    recs = [r for r in hand_records() if r["triplet"] != 0]  # no triplet keeps both hops
+    cond = retention_metrics(recs)["twohop_given_both"]
+    assert (cond.k, cond.n, cond.value, cond.ci) == (0, 0, None, None)
+    assert str(cond) == "- (n=0)"
+    assert retention_metrics([r for r in recs if r["task"] == "ac_cot"]) == {}  # no one-hop records
+
+
+def test_cot_steps_split_and_whole_word_matching() -> None:
+    from loralab.evaluate.retention import cot_steps, names
+
+    s1, s2 = cot_steps(_cot("Ada Lovelace", "Paris"))
+    assert "Ada Lovelace" in s1 and "Paris" not in s1 and "Paris" in s2 and "Therefore" not in s2
+    assert cot_steps("no chain at all") == ("no chain at all", "")
+    assert names("born in Paris.", "paris") and not names("born in Parish", "Paris")
+
+
+def test_store_keeps_records_linked_by_triplet_and_reports_the_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    from loralab.experiments.store import add_cell, cells, connect, examples
+    from loralab.report.table import markdown, to_csv
+
+    cell = {
+        "run": "r", "base": "b", "dataset": "d/ac_cot.test", "dataset_version": "v", "prompting": "cot",
+        "method": "uniform", "library": "2", "n": 6, "correct": 2, "accuracy": 2 / 6, "ci_low": 0.1,
+        "ci_high": 0.7, "config": {},
+    }  # fmt: skip
+    rows = [
+        {"id": f"x{i}", "prompt": "p", "gold": r.get("gold", "g"), "output": r.get("output", ""), "extracted": "",
+         **r}
+        for i, r in enumerate(hand_records())
+    ]  # fmt: skip
+    con = connect(tmp_path / "db.sqlite")
+    cid = add_cell(con, cell, rows)
+    stored = examples(con, cid)
+    assert len(stored) == 18 and {r["task"] for r in stored} == {"ab", "bc", "ac_cot"}
+    assert sorted({r["triplet"] for r in stored}) == [0, 1, 2] and stored[4]["bridge"] == "B0"
+    (row,) = cells(con)
+    con.close()
+    assert (row["metrics"]["twohop_given_both"].k, row["metrics"]["twohop_given_both"].n) == (1, 2)
+    md = markdown([row])
+    assert "two-hop | both kept" in md and "0.500 (n=2)" in md and "0.333 (n=3)" in md
+    assert "twohop_given_both_n" in to_csv([row]).splitlines()[0]
+    # a database from before the retention columns is upgraded on open
+    old = tmp_path / "old.sqlite"
+    raw = sqlite3.connect(old)
+    raw.executescript(
+        "CREATE TABLE cells (id INTEGER PRIMARY KEY, run TEXT, base TEXT, dataset TEXT, dataset_version TEXT,"
+        " prompting TEXT, method TEXT, library TEXT, n INTEGER, correct INTEGER, accuracy REAL, ci_low REAL,"
+        " ci_high REAL, config TEXT, created TEXT);"
+        "CREATE TABLE examples (cell_id INTEGER, example_id TEXT, prompt TEXT, gold TEXT, output TEXT,"
+        " extracted TEXT, correct INTEGER NOT NULL);"
+    )
+    raw.close()
+    con = connect(old)
+    assert add_cell(con, cell, rows) == 1 and cells(con)[0]["metrics"]["retained_both"].k == 1
+    con.close()

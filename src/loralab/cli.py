@@ -361,21 +361,28 @@ def report(
     db: Path,
     fmt: Annotated[str, typer.Option("--format", help="table, markdown or csv")] = "table",
     run: Annotated[str | None, typer.Option(help="only this run")] = None,
+    by_triplet: Annotated[
+        bool, typer.Option(help="also: two-hop questions by their triplet's one-hop retention, right/wrong")
+    ] = False,
 ) -> None:
-    """Print the result table of a results database.
+    """Print the result table of a results database (with retention columns where the cells have them).
 
-    Example: loralab report loralab-work/results.sqlite --format markdown
+    Example: loralab report loralab-work/results.sqlite --format markdown --by-triplet
     """
-    from loralab.experiments.store import cells, connect
-    from loralab.report.table import markdown, rich_table, to_csv
+    from loralab.evaluate.retention import by_triplet as breakdown
+    from loralab.experiments.store import cells, connect, examples
+    from loralab.report.table import by_triplet_markdown, markdown, rich_table, to_csv
 
     if fmt not in ("table", "markdown", "csv"):
         raise LoralabError(f"--format {fmt}: choose table, markdown or csv")
     con = connect(db, create=False)
     rows = cells(con, run)
+    tables = [breakdown(examples(con, r["id"])) for r in rows] if by_triplet else []
     con.close()
     if not rows:
         raise LoralabError(f"{db}: no results" + (f" for run {run}" if run else ""))
+    if by_triplet:
+        sys.stdout.write(by_triplet_markdown(rows, tables) + "\n")
     if fmt == "table":
         console.print(rich_table(rows))
     else:

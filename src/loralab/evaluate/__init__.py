@@ -51,6 +51,9 @@ def evaluate(
                 "output": text,
                 "extracted": got,
                 "correct": is_correct(got, ex["gold"], fmt),
+                "task": ex.get("task"),
+                "triplet": ex.get("triplet"),
+                "bridge": ex.get("b"),
             }
         )
     return Evaluation(rows, len(rows), sum(r["correct"] for r in rows))

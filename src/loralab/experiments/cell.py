@@ -34,8 +34,13 @@ def run_cell(
     batch_size: int = 64,
     device: str | None = None,
     method_label: str | None = None,
+    retention: bool = True,
 ) -> tuple[int, Evaluation]:
-    """Evaluate base (+ experts combined by `method`) on `data`; store the cell; return (cell id, result)."""
+    """Evaluate base (+ experts combined by `method`) on `data`; store the cell; return (cell id, result).
+
+    With `retention`, a two-hop file (`ac.*.jsonl`, `ac_cot.*.jsonl`) whose folder holds the one-hop files of
+    the same split (`ab.*`, `bc.*`) is scored on those too, and the records are stored with the cell (the
+    cell's n and accuracy stay the two-hop ones; see `evaluate/retention.py`)."""
     data = Path(data)
     examples = read_jsonl(data, required=("prompt", "gold"))
     base_path = resolve_base(base)
@@ -44,6 +49,11 @@ def run_cell(
         model = combine(model, experts, method or "uniform", **(options or {}))
     label = method_label or (method if experts else "base")
     result = evaluate(model, tokenizer, examples, max_new_tokens, batch_size, label=f"evaluating {label}")
+    extra_rows = []
+    for sibling in retention_files(data) if retention else []:
+        one_hop = read_jsonl(sibling, required=("prompt", "gold"))
+        kept = evaluate(model, tokenizer, one_hop, 48, batch_size, label=f"retention {sibling.stem} {label}")
+        extra_rows += kept.rows
     name, version = dataset_label(data)
     formats = {ex.get("format", "direct") for ex in examples}
     cell = {
@@ -70,10 +80,19 @@ def run_cell(
     }
     con = connect(db)
     try:
-        cell_id = add_cell(con, cell, result.rows)
+        cell_id = add_cell(con, cell, result.rows + extra_rows)
     finally:
         con.close()
     return cell_id, result
+
+
+def retention_files(data: Path) -> list[Path]:
+    """The one-hop files that go with a two-hop dataset file, if they are all there."""
+    task, _, rest = data.name.partition(".")
+    if task not in ("ac", "ac_cot"):
+        return []
+    files = [data.parent / f"{hop}.{rest}" for hop in ("ab", "bc")]
+    return files if all(f.is_file() for f in files) else []
 
 
 def _base_label(base: str | Path, path: Path) -> str:

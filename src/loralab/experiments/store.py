@@ -20,10 +20,14 @@ CREATE TABLE IF NOT EXISTS cells (
 );
 CREATE TABLE IF NOT EXISTS examples (
     cell_id INTEGER NOT NULL REFERENCES cells(id), example_id TEXT, prompt TEXT, gold TEXT,
-    output TEXT, extracted TEXT, correct INTEGER NOT NULL
+    output TEXT, extracted TEXT, correct INTEGER NOT NULL, task TEXT, triplet INTEGER, bridge TEXT
 );
 CREATE INDEX IF NOT EXISTS examples_cell ON examples(cell_id);
 """
+
+# columns added after the first release; older databases get them on open
+EXAMPLE_EXTRAS = {"task": "TEXT", "triplet": "INTEGER", "bridge": "TEXT"}
+EXAMPLE_COLUMNS = ("example_id", "prompt", "gold", "output", "extracted", "correct", *EXAMPLE_EXTRAS)
 
 CELL_COLUMNS = (
     "run",
@@ -53,6 +57,11 @@ def connect(path: Path | str, create: bool = True) -> sqlite3.Connection:
         if create:
             con.executescript(SCHEMA)
         con.execute("SELECT count(*) FROM cells").fetchone()
+        have = {row[1] for row in con.execute("PRAGMA table_info(examples)")}
+        for name, kind in EXAMPLE_EXTRAS.items():
+            if have and name not in have:
+                with con:
+                    con.execute(f"ALTER TABLE examples ADD COLUMN {name} {kind}")
     except sqlite3.DatabaseError as exc:
         con.close()
         raise LoralabError(f"{path}: not a loralab results database ({exc})") from exc
@@ -74,21 +83,45 @@ def add_cell(con: sqlite3.Connection, cell: dict[str, Any], rows: list[dict[str,
         )
         cell_id = int(cur.lastrowid or 0)
         con.executemany(
-            "INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO examples (cell_id, {', '.join(EXAMPLE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * (len(EXAMPLE_COLUMNS) + 1))})",
             [
-                (cell_id, r.get("id"), r["prompt"], r["gold"], r["output"], r["extracted"], int(r["correct"]))
+                (
+                    cell_id,
+                    r.get("id"),
+                    r["prompt"],
+                    r["gold"],
+                    r["output"],
+                    r["extracted"],
+                    int(r["correct"]),
+                    r.get("task"),
+                    r.get("triplet"),
+                    r.get("bridge"),
+                )
                 for r in rows
             ],
         )
     return cell_id
 
 
+def examples(con: sqlite3.Connection, cell_id: int) -> list[dict[str, Any]]:
+    """The per-example records of one cell."""
+    cur = con.execute(f"SELECT {', '.join(EXAMPLE_COLUMNS)} FROM examples WHERE cell_id = ?", (cell_id,))
+    return [dict(zip(EXAMPLE_COLUMNS, row, strict=True)) for row in cur.fetchall()]
+
+
 def cells(con: sqlite3.Connection, run: str | None = None) -> list[dict[str, Any]]:
-    """All cells (of one run if given), oldest first."""
+    """All cells (of one run if given), oldest first, each with its retention `metrics` (empty when the
+    cell has no one-hop records)."""
     query = f"SELECT id, {', '.join(CELL_COLUMNS)} FROM cells"
     args: tuple[Any, ...] = ()
     if run is not None:
         query, args = query + " WHERE run = ?", (run,)
     cur = con.execute(query + " ORDER BY id", args)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    from loralab.evaluate.retention import retention_metrics
+
+    for row in rows:
+        row["metrics"] = retention_metrics(examples(con, row["id"]))
+    return rows

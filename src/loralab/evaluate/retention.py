@@ -1,0 +1,119 @@
+"""Retention-aware scoring: separate "the facts were forgotten" from "the facts were not composed".
+
+A combined model is scored on the two-hop questions and on the held-out one-hop questions of the same
+triplets (A->B and B->C). Per triplet, a hop is *retained* when the model answers every one of that triplet's
+held-out questions for the hop. From per-example records (dicts with `task`, `triplet`, `correct`, and for
+two-hop rows `output`, `bridge` (B) and `gold` (C)):
+
+- retention A->B and B->C: accuracy over the one-hop questions;
+- both retained: the fraction of triplets whose two hops are both retained;
+- two-hop accuracy, and two-hop accuracy *given both retained* (over the two-hop questions of those triplets;
+  n = 0 is reported as such, never as 0%): the number that isolates composition;
+- for CoT outputs, whether step 1 names the right bridge entity B and step 2 the right answer C.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loralab.evaluate.score import wilson
+
+ONE_HOP = ("ab", "bc")
+TWO_HOP = ("ac", "ac_cot")
+_SECOND = re.compile(r"Second, we need to answer the question", re.IGNORECASE)
+_THEREFORE = re.compile(r"Therefore, the answer is", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k of n, with its 95% Wilson interval; `value` is None when n = 0."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float | None:
+        return self.k / self.n if self.n else None
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        return wilson(self.k, self.n) if self.n else None
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} (n={self.n})" if self.value is not None else "- (n=0)"
+
+
+def cot_steps(output: str) -> tuple[str, str]:
+    """The text of step 1 (before "Second, we need ...") and of step 2 (from there to "Therefore")."""
+    second = _SECOND.search(output)
+    if second is None:
+        return output, ""
+    rest = output[second.start() :]
+    therefore = _THEREFORE.search(rest)
+    return output[: second.start()], rest[: therefore.start()] if therefore else rest
+
+
+def names(text: str, entity: str) -> bool:
+    """`entity` occurs in `text` as a whole word (case-insensitive)."""
+    return bool(entity) and re.search(rf"(?<!\w){re.escape(entity)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def retained(records: Iterable[dict[str, Any]]) -> dict[str, dict[int, bool]]:
+    """Per one-hop task, per triplet: were all of its held-out questions answered right?"""
+    out: dict[str, dict[int, bool]] = {t: {} for t in ONE_HOP}
+    for r in records:
+        if r.get("task") in ONE_HOP and r.get("triplet") is not None:
+            t = int(r["triplet"])
+            out[r["task"]][t] = out[r["task"]].get(t, True) and bool(r["correct"])
+    return out
+
+
+def status(kept: dict[str, dict[int, bool]], triplet: int) -> str:
+    """`both`, `one` or `none` of the triplet's hops retained (`unknown` without one-hop records)."""
+    hops = [kept[t].get(triplet) for t in ONE_HOP]
+    if any(h is None for h in hops):
+        return "unknown"
+    return {2: "both", 1: "one", 0: "none"}[sum(bool(h) for h in hops)]
+
+
+def retention_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Rate]:
+    """The cell's metrics (see the module docstring); empty when there are no one-hop records."""
+    two = [r for r in records if r.get("task") in TWO_HOP]
+    ones = [r for r in records if r.get("task") in ONE_HOP]
+    if not ones:
+        return {}
+    kept = retained(ones)
+    per_task = {t: [r for r in ones if r["task"] == t] for t in ONE_HOP}
+    triplets = sorted(set(kept["ab"]) & set(kept["bc"]))
+    cond = [r for r in two if status(kept, int(r["triplet"])) == "both"]
+    metrics = {
+        "twohop": Rate(sum(bool(r["correct"]) for r in two), len(two)),
+        "retained_ab": Rate(sum(bool(r["correct"]) for r in per_task["ab"]), len(per_task["ab"])),
+        "retained_bc": Rate(sum(bool(r["correct"]) for r in per_task["bc"]), len(per_task["bc"])),
+        "retained_both": Rate(sum(status(kept, t) == "both" for t in triplets), len(triplets)),
+        "twohop_given_both": Rate(sum(bool(r["correct"]) for r in cond), len(cond)),
+    }
+    cot = [r for r in two if r.get("task") == "ac_cot" and r.get("output") is not None]
+    if cot:
+        steps = [cot_steps(r["output"]) for r in cot]
+        metrics["cot_step1_bridge"] = Rate(
+            sum(names(s1, r.get("bridge") or "") for (s1, _), r in zip(steps, cot, strict=True)), len(cot)
+        )
+        metrics["cot_step2_answer"] = Rate(
+            sum(names(s2, r["gold"]) for (_, s2), r in zip(steps, cot, strict=True)), len(cot)
+        )
+    return metrics
+
+
+def by_triplet(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Two-hop questions counted by their triplet's retention (both / one / none) and by right / wrong."""
+    kept = retained(records)
+    table: dict[str, dict[str, int]] = defaultdict(lambda: {"right": 0, "wrong": 0})
+    for r in records:
+        if r.get("task") in TWO_HOP:
+            table[status(kept, int(r["triplet"]))]["right" if r["correct"] else "wrong"] += 1
+    return {s: dict(table[s]) for s in ("both", "one", "none", "unknown") if s in table}
