@@ -223,3 +223,20 @@ def test_magnitude_threshold_with_ties_keeps_every_tied_entry() -> None:
     bits = magnitude_threshold(lambda e, r: t[r].clone(), 0, (2, 4), 3 / 8)
     kept = keep_top_magnitude(t.clone(), bits)
     assert kept.tolist() == [[0.0, -3.0, 2.0, 3.0], [2.0, -2.0, 0.0, 0.0]]
+
+
+def test_arrow_with_genknowsub_equals_peft(tiny_base: Path, peers: list[Path], tmp_path: Path) -> None:
+    from peft import ArrowConfig, create_arrow_model
+
+    general = [
+        make_lora_folder(tmp_path / f"g{i}", load_base(tiny_base)[0], TARGETS, 4, 40 + i) for i in range(2)
+    ]
+    cfg = ArrowConfig(top_k=2, router_temperature=0.5, rng_seed=0, use_gks=True)
+    peft_model = create_arrow_model(
+        load_base(tiny_base)[0], [str(p) for p in peers], cfg, general_adapter_paths=[str(g) for g in general]
+    )
+    opts = {"top_k": 2, "temperature": 0.5, "prototype_method": "power", "seed": 0}
+    got = ours(tiny_base, peers, "arrow", general=",".join(map(str, general)), **opts)
+    torch.testing.assert_close(got, logits(peft_model), atol=1e-5, rtol=1e-5)
+    # and subtracting the general experts changes the result
+    assert (got - ours(tiny_base, peers, "arrow", **opts)).abs().max() > 1e-3
