@@ -33,7 +33,7 @@ def test_cli_end_to_end(
         == 0
     )
     data = work / "data" / "twohop-FF-n4-s0"
-    assert sorted(p.name for p in data.iterdir())[:4] == [
+    assert sorted(p.name for p in data.glob("*.jsonl"))[:4] == [
         "ab.dev.jsonl",
         "ab.test.jsonl",
         "ab.train.jsonl",
@@ -89,7 +89,9 @@ def test_cli_end_to_end(
         ("uniform", 8, "cot", "twohop-FF-n4-s0/ac_cot.test"),
         ("arrow", 8, "cot", "twohop-FF-n4-s0/ac_cot.test"),
     ]
-    assert con.execute("SELECT count(*) FROM examples").fetchone() == (16,)
+    # per cell: 8 two-hop rows plus the 8 A->B and 8 B->C held-out one-hop rows of the same triplets
+    by_task = con.execute("SELECT task, count(*) FROM examples GROUP BY task ORDER BY task").fetchall()
+    assert by_task == [("ab", 16), ("ac_cot", 16), ("bc", 16)]
     capsys.readouterr()
     assert run_cli(["report", str(work / "results.sqlite"), "--format", "csv"], monkeypatch) == 0
     lines = capsys.readouterr().out.strip().splitlines()

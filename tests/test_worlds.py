@@ -90,8 +90,15 @@ def test_template_validation_catches_bad_templates() -> None:
         ("spouse_of[3", "answer is a corpus phrasing"),
         ("spouse_of[4", "question is a corpus phrasing"),
         ("spouse_of[4", "answer does not end with '.'"),
+        ("spouse_of[4", "answer occurs in a corpus phrasing"),  # "{x} lives in {y}."
         ("spouse_of[5", "question is not a valid format string"),
+        ("spouse_of[5", "answer occurs in a corpus phrasing"),  # a bare name occurs everywhere
     }
+    # an experiment phrasing inside a longer corpus one ("{x} and {y} have been married for many years.")
+    inside = [("Who is {a} married to, and since when?", "{a} and {b} have been married.")]
+    assert [p.split(": ")[1] for p in template_problems("spouse_of", inside, n=1)] == [
+        "answer occurs in a corpus phrasing"
+    ]
     assert template_problems("spouse_of", bad[:1], n=1) == []
 
 
@@ -118,7 +125,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def test_full_dataset_has_the_papers_sizes_and_split(tmp_path: Path) -> None:
     out = build_twohop(tmp_path / "ff", "FF", 100, seed=3)
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["generator"] == "twohop-2" and meta["notation"] == {"ab": "F1", "bc": "F2", "ac": "F12"}
+    assert meta["generator"] == "twohop-3" and meta["notation"] == {"ab": "F1", "bc": "F2", "ac": "F12"}
     assert meta["templates"] == {"per_relation": 50, "train": 46, "dev": 2, "test": 2}
     for task in TASKS:
         rows = {name: _rows(out / f"{task}.{name}.jsonl") for name in ("train", "dev", "test")}
@@ -225,3 +232,37 @@ def test_corpus_never_contains_experiment_names() -> None:
     leaked = [*corpus, f"{fake_names(1, 'person', 'experiment')[0]} lives in Paris."]
     with pytest.raises(AssertionError, match="leaked"):
         assert_no_experiment_names(leaked)
+
+
+@pytest.mark.parametrize("variant", ["FF", "HH", "RR"])
+def test_every_variant_and_chain_has_100_x_46_training_rows_per_relation(variant: str) -> None:
+    from loralab.worlds.twohop import CHAINS, generate_twohop
+
+    for chain in CHAINS:
+        data = generate_twohop(variant, 100, relations=chain, seed=0)
+        counts = {name: len(rows) for name, rows in data.files.items()}
+        assert counts == {
+            f"{t}.{s}.jsonl": n for t in TASKS for s, n in (("train", 4600), ("dev", 200), ("test", 200))
+        }
+        for task in TASKS:
+            relation = CHAINS[chain].relation(task)
+            assert {r["relation"] for r in data.files[f"{task}.train.jsonl"]} == {relation}
+        train = {(r["triplet"], r["template"]) for r in data.files["ab.train.jsonl"]}
+        held = {
+            (r["triplet"], r["template"]) for s in ("dev", "test") for r in data.files[f"ac_cot.{s}.jsonl"]
+        }
+        assert len(train) == 4600 and not train & held  # 0 template overlap between train and test
+        people = {x for a, b, _ in data.triplets for x in (a, b)}
+        assert len(people) == 200 and not people & {c for *_, c in data.triplets}
+
+
+def test_twohop_folder_regenerates_byte_identically(tmp_path: Path) -> None:
+    a = build_twohop(tmp_path / "a", "HH", 5, relations="child_born_in", seed=4)
+    b = build_twohop(tmp_path / "b", "HH", 5, relations="child_born_in", seed=4)
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    assert {"card.json", "README.md", "meta.json"} <= set(names)
+    for name in names:
+        if name != "meta.json":  # the one file with the build time and git revision
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert "created" in json.loads((a / "meta.json").read_text())

@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so `import loralab` and the CLI start fast):
 `combine`, `METHODS`, `train_expert`, `ExpertConfig`, `load_expert`, `evaluate`, `load_base`,
-`build_twohop`, `quickstart`, `LoralabError`.
+`build_twohop`, `build_setup`, `SETUPS`, `build_graph`, `validate_dataset`, `quickstart`, `LoralabError`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ _EXPORTS = {
     "evaluate": "loralab.evaluate",
     "load_base": "loralab.models.load",
     "build_twohop": "loralab.worlds.twohop",
+    "build_setup": "loralab.worlds.setups",
+    "SETUPS": "loralab.worlds.setups",
+    "build_graph": "loralab.worlds.graph",
+    "validate_dataset": "loralab.worlds.validate",
     "quickstart": "loralab.experiments.quickstart",
     "LoralabError": "loralab.errors",
 }

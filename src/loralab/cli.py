@@ -53,9 +53,9 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 @app.command("ls")
 def ls_registries(
-    what: Annotated[str, typer.Argument(help="methods, datasets, presets or all")] = "all",
+    what: Annotated[str, typer.Argument(help="methods, datasets, setups, presets or all")] = "all",
 ) -> None:
-    """List the registries: combination methods (kind, formula, options, paper), datasets, base presets.
+    """List the registries: combination methods (kind, formula, options, paper), datasets, setups, presets.
 
     Example: loralab ls methods
     """
@@ -63,10 +63,12 @@ def ls_registries(
 
     from loralab.combine import METHODS, options
     from loralab.models.tiny import PRESETS
-    from loralab.worlds.twohop import TASKS, VARIANTS
+    from loralab.worlds.graph import GRAPH_VARIANTS
+    from loralab.worlds.setups import SETUPS, mixture_notation
+    from loralab.worlds.twohop import CHAINS, TASKS, VARIANTS
 
-    if what not in ("methods", "datasets", "presets", "all"):
-        raise LoralabError(f"ls {what}: choose methods, datasets, presets or all")
+    if what not in ("methods", "datasets", "setups", "presets", "all"):
+        raise LoralabError(f"ls {what}: choose methods, datasets, setups, presets or all")
     if what in ("methods", "all"):
         table = Table(title="combination methods", show_lines=True)
         for col in ("name", "kind", "space", "formula", "options (type = default)", "paper"):
@@ -77,8 +79,21 @@ def ls_registries(
         console.print(table)
     if what in ("datasets", "all"):
         console.print(
-            f"[bold]datasets[/bold]\n  twohop     variants {', '.join(VARIANTS)}; tasks {', '.join(TASKS)}"
+            "[bold]datasets[/bold] (loralab data ...; src/loralab/worlds/README.md)\n"
+            f"  twohop     variants {', '.join(VARIANTS)}; chains {', '.join(CHAINS)}; tasks {', '.join(TASKS)}\n"
+            "  bridge     B_F (FF), B_R (RR): first hop + second hop + CoT composition, disjoint entities\n"
+            f"  setup      the experts' training mixtures of a setup ({len(SETUPS)}: loralab ls setups)\n"
+            f"  graph      Appendix A.3: variants {', '.join(GRAPH_VARIANTS)}; Rel1..Rel5, Rel1->Rel2 held out\n"
+            "  validate   checks a dataset folder (splits, leaks, answers, entities, the base's corpus)"
         )
+    if what in ("setups", "all"):
+        table = Table(title="setups (loralab data setup NAME)", show_lines=True)
+        for col in ("name", "experts: training mixtures", "evaluated on", "paper"):
+            table.add_column(col, overflow="fold")
+        for setup in SETUPS.values():
+            mixtures = "\n".join(f"{e}: {mixture_notation(m)}" for e, m in setup.experts.items())
+            table.add_row(setup.name, mixtures, setup.evaluation, setup.paper)
+        console.print(table)
     if what in ("presets", "all"):
         console.print(f"[bold]base presets[/bold]\n  {', '.join(PRESETS)}")
 
@@ -199,6 +214,210 @@ def data_twohop(
     except ValueError as exc:
         raise LoralabError(f"--triplets {triplets}: {exc}") from exc
     console.print(f"wrote {path}")
+
+
+def _positive(flag: str, value: int) -> None:
+    if value < 1:
+        raise LoralabError(f"{flag} {value}: must be positive")
+
+
+def _dataset_names(folder: Path) -> set[str]:
+    """Every entity name a dataset folder's card lists (people and cities, of all its datasets)."""
+    from loralab.worlds.card import read_card
+
+    card = read_card(folder)
+    pools = [card.get("entities", {})] + [d["entities"] for d in card.get("datasets", {}).values()]
+    return {n for pool in pools for e in pool.values() for n in e["names"]}
+
+
+@data_app.command("bridge")
+def data_bridge(
+    variant: Annotated[
+        str, typer.Option(help="FF (the fake bridge B_F), RR (the real bridge B_R) or HH")
+    ] = "FF",
+    triplets: Annotated[int, typer.Option(help="number of bridge (A, B, C) triplets")] = 100,
+    relations: Annotated[
+        str, typer.Option(help="the chain: spouse_born_in, spouse_study_in or child_born_in")
+    ] = "spouse_born_in",
+    cot: Annotated[bool, typer.Option(help="the composition with CoT (--no-cot: asked directly)")] = True,
+    disjoint_from: Annotated[
+        list[Path] | None,
+        typer.Option(help="a dataset folder whose people and fake cities the bridge avoids; repeatable"),
+    ] = None,
+    seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="output folder (default WORKDIR/data/bridge-...)")] = None,
+    overwrite: bool = False,
+    workdir: Workdir = Path("loralab-work"),
+) -> None:
+    """Write a bridge: first hop + second hop + CoT composition (training split) in bridge.train.jsonl.
+
+    Example: loralab data bridge --variant RR --triplets 100 --disjoint-from loralab-work/data/twohop-FF-n100-s0
+    """
+    from loralab.worlds.setups import build_bridge
+    from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS
+
+    if variant not in VARIANTS:
+        raise LoralabError(f"--variant {variant}: choose one of {', '.join(VARIANTS)}")
+    if relations not in CHAINS:
+        raise LoralabError(f"--relations {relations}: choose one of {', '.join(CHAINS)}")
+    _positive("--triplets", triplets)
+    excluded: set[str] = set()
+    for folder in disjoint_from or []:
+        try:
+            excluded |= _dataset_names(folder)
+        except LoralabError as exc:
+            raise LoralabError(f"--disjoint-from {exc}") from exc
+    chain = "" if relations == DEFAULT_CHAIN else f"-{relations}"
+    folder = (
+        out or workdir / "data" / f"bridge-{variant}{chain}{'' if cot else '-direct'}-n{triplets}-s{seed}"
+    )
+    try:
+        path = build_bridge(
+            folder,
+            variant,
+            triplets,
+            relations=relations,
+            cot=cot,
+            seed=seed,
+            exclude=excluded,
+            disjoint_from=[str(f) for f in disjoint_from or []],
+            overwrite=overwrite,
+        )
+    except ValueError as exc:
+        raise LoralabError(f"--triplets {triplets}: {exc}") from exc
+    console.print(f"wrote {path}")
+
+
+@data_app.command("setup")
+def data_setup(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="a setup of `loralab ls setups` (setup-0 ... setup-8, familiarity-FF/HH/RR), or all"
+        ),
+    ],
+    triplets: Annotated[int, typer.Option(help="triplets of the evaluated dataset")] = 100,
+    bridge_triplets: Annotated[int, typer.Option(help="triplets of each bridge dataset")] = 100,
+    seed: int = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output folder (default WORKDIR/data/NAME-nN-sS; with all, its parent)"),
+    ] = None,
+    overwrite: bool = False,
+    workdir: Workdir = Path("loralab-work"),
+) -> None:
+    """Write a setup's expert training mixtures (loraK.train.jsonl), its evaluation files and its card.
+
+    Example: loralab data setup setup-8 --triplets 100 --seed 0
+    """
+    from loralab.worlds.setups import SETUPS, build_setup
+
+    if name != "all" and name not in SETUPS:
+        raise LoralabError(f"setup {name}: choose one of {', '.join(SETUPS)}, or all")
+    _positive("--triplets", triplets)
+    _positive("--bridge-triplets", bridge_triplets)
+    names = list(SETUPS) if name == "all" else [name]
+    for n in names:
+        default = f"{n}-n{triplets}-s{seed}" + ("" if bridge_triplets == 100 else f"-b{bridge_triplets}")
+        folder = (out / default if name == "all" else out) if out else workdir / "data" / default
+        if name == "all" and folder.exists() and not overwrite:
+            console.print(f"already there: {folder} (pass --overwrite to rebuild it)")
+            continue
+        try:
+            path = build_setup(
+                folder, n, triplets, bridge_triplets=bridge_triplets, seed=seed, overwrite=overwrite
+            )
+        except ValueError as exc:  # too few familiar people for the RR datasets
+            flag = f"--bridge-triplets {bridge_triplets}" if " bridge dataset: " in str(exc) else ""
+            raise LoralabError(f"{flag or f'--triplets {triplets}'}: {exc}") from exc
+        console.print(f"wrote {path}")
+
+
+@data_app.command("graph")
+def data_graph(
+    variant: Annotated[str, typer.Option(help="shared or disjoint graphs")] = "shared",
+    paths: Annotated[
+        int, typer.Option(help="disjoint: paths per composition (6 x paths entities per set)")
+    ] = 100,
+    u1: Annotated[int, typer.Option(help="shared: people in U1")] = 100,
+    u2: Annotated[int, typer.Option(help="shared: people in U2 (at least 3)")] = 100,
+    u3: Annotated[int, typer.Option(help="shared: cities in U3 (at least 6)")] = 100,
+    templates: Annotated[int, typer.Option(help="templates per relation to use (the first N of 50)")] = 50,
+    dev_templates: Annotated[int, typer.Option(help="templates per unit held out for dev")] = 2,
+    test_templates: Annotated[int, typer.Option(help="templates per unit held out for test")] = 2,
+    seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="output folder (default WORKDIR/data/graph-...)")] = None,
+    overwrite: bool = False,
+    workdir: Workdir = Path("loralab-work"),
+) -> None:
+    """Write the graph suite (Appendix A.3): 5 atomic relations, 5 training compositions, Rel1->Rel2 held out.
+
+    Example: loralab data graph --variant disjoint --paths 100 --seed 0
+    """
+    from loralab.worlds.graph import GRAPH_VARIANTS, build_graph
+
+    if variant not in GRAPH_VARIANTS:
+        raise LoralabError(f"--variant {variant}: choose one of {', '.join(GRAPH_VARIANTS)}")
+    if variant == "disjoint":
+        _positive("--paths", paths)
+    else:
+        _positive("--u1", u1)
+        if u2 < 3:
+            raise LoralabError(f"--u2 {u2}: a shared graph needs at least 3 people in U2")
+        if u3 < 6:
+            raise LoralabError(f"--u3 {u3}: a shared graph needs at least 6 cities in U3")
+    if not 1 <= templates <= 50:
+        raise LoralabError(f"--templates {templates}: must be between 1 and 50")
+    if dev_templates < 0:
+        raise LoralabError(f"--dev-templates {dev_templates}: must not be negative")
+    if test_templates < 1 or dev_templates + test_templates >= templates:
+        raise LoralabError(
+            f"--test-templates {test_templates}: must be at least 1 and leave training templates "
+            f"(with --dev-templates {dev_templates} of --templates {templates})"
+        )
+    size = f"p{paths}" if variant == "disjoint" else f"u{u1}-{u2}-{u3}"
+    folder = out or workdir / "data" / f"graph-{variant}-{size}-s{seed}"
+    try:
+        path = build_graph(
+            folder,
+            variant,
+            paths=paths,
+            u1=u1,
+            u2=u2,
+            u3=u3,
+            templates=templates,
+            dev_templates=dev_templates,
+            test_templates=test_templates,
+            seed=seed,
+            overwrite=overwrite,
+        )
+    except ValueError as exc:
+        raise LoralabError(f"--u3 {u3}: {exc}") from exc
+    console.print(f"wrote {path}")
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[Path, typer.Argument(help="a dataset folder written by loralab data ...")],
+    preset: Annotated[str, typer.Option(help="the built-in base whose corpus is checked")] = "default",
+) -> None:
+    """Check a dataset: splits, leaks into training, answers, entities, and what the built-in base has seen.
+
+    Example: loralab data validate loralab-work/data/setup-2-n100-s0
+    """
+    from loralab.models.tiny import PRESETS
+    from loralab.worlds.validate import validate_dataset
+
+    if preset not in PRESETS:
+        raise LoralabError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
+    result = validate_dataset(path, preset)
+    for line in result.lines():
+        console.print(line, highlight=False, markup=False)
+    problems = result.problems
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LoralabError(problems[0] + more)
+    console.print("valid", highlight=False)
 
 
 @base_app.command("build")

@@ -28,8 +28,9 @@ the same index of a chain's three relations build one chain-of-thought example (
 
 The pretraining corpus of the built-in base is written from other templates (`corpus_templates`);
 `check_templates`, run when this module is imported, fails if any experiment question or answer equals one
-of them, so the experiments' phrasings are never seen in pretraining. It also checks the counts, duplicates
-and placeholders described above.
+of them or occurs inside one (`in_corpus`), so the experiments' phrasings are never seen in pretraining. It
+also checks the counts, duplicates and placeholders described above. The graph suite's own relations
+(`graph_templates`) are checked the same way (`relation_problems`).
 """
 
 # ruff: noqa: E501  (the template tables keep one template per line, however long)
@@ -52,7 +53,7 @@ PLACEHOLDERS = ("a", "b", "c")
 _SEPARATOR = " | "
 
 
-def _table(text: str) -> tuple[QA, ...]:
+def parse_table(text: str) -> tuple[QA, ...]:
     """Parse one template per line, ``question | answer``."""
     rows = []
     for line in text.strip().splitlines():
@@ -63,7 +64,7 @@ def _table(text: str) -> tuple[QA, ...]:
     return tuple(rows)
 
 
-_SPOUSE_OF = _table("""
+_SPOUSE_OF = parse_table("""
 Who stands as {a}'s wedded partner? | {b} is recognized as {a}'s lawful companion in marriage.
 Whom did {a} marry? | {a} married {b}.
 Who is {a}'s spouse? | {a}'s spouse is {b}.
@@ -116,7 +117,7 @@ Whose name did the wedding announcement give as {a}'s spouse? | The wedding anno
 Whom does the law recognize as {a}'s spouse? | The law recognizes {b} as {a}'s spouse.
 """)
 
-_BORN_IN = _table("""
+_BORN_IN = parse_table("""
 What is {b}'s official place of birth? | {b}'s earliest recorded presence was in {c}.
 Where was {b} born? | {b} was born in {c}.
 In which city was {b} born? | {b} was born in the city of {c}.
@@ -169,7 +170,7 @@ How is {b}'s birthplace recorded? | {b}'s birthplace is recorded as {c}.
 Put {b}'s birth on a map: which city? | On a map, {b}'s birth would be pinned to {c}.
 """)
 
-_SPOUSE_BORN_IN = _table("""
+_SPOUSE_BORN_IN = parse_table("""
 Which city is listed as {a}'s spouse's birthplace? | {c} is {a}'s spouse's recognized birthplace.
 Where was {a}'s spouse born? | {a}'s spouse was born in {c}.
 In which city was the person married to {a} born? | The person married to {a} was born in {c}.
@@ -222,7 +223,7 @@ Where does the life record of {a}'s spouse start? | The life record of {a}'s spo
 Which city is the birth city of {a}'s husband or wife? | The birth city of {a}'s husband or wife is {c}.
 """)
 
-_STUDY_IN = _table("""
+_STUDY_IN = parse_table("""
 Where does {b} study? | {b} studies in {c}.
 In which city is {b} a student? | {b} is a student in {c}.
 Which city does {b} attend classes in? | {b} attends classes in {c}.
@@ -275,7 +276,7 @@ Which city is the setting of {b}'s student life? | The setting of {b}'s student 
 Where does the university directory place {b}? | The university directory places {b} in {c}.
 """)
 
-_CHILD_OF = _table("""
+_CHILD_OF = parse_table("""
 Who is the child of {a}? | {b} is the child of {a}.
 Who is {a}'s child? | {a}'s child is {b}.
 Whose parent is {a}? | {a} is the parent of {b}.
@@ -328,7 +329,7 @@ Whom did {a} have as a child? | {a} had {b} as a child.
 Who is born of {a}? | Born of {a} is {b}.
 """)
 
-_SPOUSE_STUDY_IN = _table("""
+_SPOUSE_STUDY_IN = parse_table("""
 Where does {a}'s spouse study? | {a}'s spouse studies in {c}.
 In which city is {a}'s spouse a student? | {a}'s spouse is a student in {c}.
 Where does the person {a} married attend classes? | The person {a} married attends classes in {c}.
@@ -381,7 +382,7 @@ Which city is the setting of student life for {a}'s spouse? | The setting of stu
 Where does the university directory place {a}'s spouse? | The university directory places {a}'s spouse in {c}.
 """)
 
-_CHILD_BORN_IN = _table("""
+_CHILD_BORN_IN = parse_table("""
 Where was {a}'s child born? | {a}'s child was born in {c}.
 What is the official place of birth of {a}'s child? | The official place of birth of {a}'s child is {c}.
 In which city was the child of {a} born? | The child of {a} was born in {c}.
@@ -517,6 +518,31 @@ def _corpus_phrasings() -> tuple[frozenset[str], tuple[re.Pattern[str], ...]]:
     return frozenset(normalise(t) for t in plain), tuple(patterns)
 
 
+@cache
+def corpus_texts() -> tuple[str, ...]:
+    """Every phrasing the built-in base's corpus is written from, normalised and padded with spaces.
+
+    Statements, questions and answers, and the two-hop questions with each relation noun the corpus puts in
+    them. A corpus document is one of these filled with names and values (a bio joins several statements),
+    so an experiment phrasing occurs in no document if it occurs inside none of these.
+    """
+    texts = {t for group in corpus_templates.CORPUS_STATEMENTS.values() for t in group}
+    texts |= {t for pairs in corpus_templates.CORPUS_QUESTIONS.values() for qa in pairs for t in qa}
+    texts |= {
+        q.replace("{rel}", noun)
+        for questions in corpus_templates.CORPUS_TWOHOP.values()
+        for q in questions
+        for noun in corpus_templates.REL_NOUNS.values()
+    }
+    return tuple(sorted(f" {normalise(t)} " for t in texts))
+
+
+def in_corpus(text: str) -> bool:
+    """Whether the template `text` (normalised) occurs inside a corpus phrasing (see `corpus_texts`)."""
+    padded = f" {normalise(text)} "
+    return any(padded in c for c in corpus_texts())
+
+
 def _fields(text: str) -> list[str] | None:
     """The placeholder names of a format string, or None if it is not a valid one."""
     try:
@@ -543,18 +569,25 @@ def _text_problems(kind: str, text: str, allowed: set[str]) -> tuple[list[str], 
     norm = normalise(text)
     if norm in plain or any(p.fullmatch(norm) for p in patterns):
         problems.append(f"{kind} is a corpus phrasing")
+    elif in_corpus(text):
+        problems.append(f"{kind} occurs in a corpus phrasing")
     return problems, fields
 
 
 def template_problems(relation: str, templates: Sequence[QA], n: int = TEMPLATES_PER_RELATION) -> list[str]:
-    """Everything wrong with `templates` as the templates of `relation` (empty when they are fine).
+    """Everything wrong with `templates` as the templates of the registered `relation` (empty when fine).
 
     Checks: there are `n`; no two questions and no two answers are the same once normalised; the question
     names the relation's subject and never its target; the answer names the target exactly once; only the
     relation's two placeholders occur; each is one line (questions end with ? or ., answers with .); and
-    no question or answer equals a corpus template of the built-in base.
+    no question or answer equals, or occurs inside, a corpus template of the built-in base.
     """
-    spec = RELATIONS[relation]
+    return relation_problems(RELATIONS[relation], templates, n)
+
+
+def relation_problems(spec: Relation, templates: Sequence[QA], n: int = TEMPLATES_PER_RELATION) -> list[str]:
+    """`template_problems` for any relation, registered here or not (the graph suite's own, say)."""
+    relation = spec.name
     allowed = {spec.subject, spec.target}
     problems = [] if len(templates) == n else [f"{relation}: {len(templates)} templates, expected {n}"]
     seen: dict[tuple[str, str], int] = {}

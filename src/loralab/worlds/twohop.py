@@ -13,19 +13,20 @@ so a triplet's test phrasings never occur in its training rows (the same phrasin
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from loralab.artifacts import atomic_dir, provenance, read_json, write_json
+from loralab.artifacts import atomic_dir, provenance, read_json
+from loralab.worlds.card import write_dataset
 from loralab.worlds.entities import fake_names
 from loralab.worlds.familiar import CITY_RELATIONS, FAMILIAR_PEOPLE, PERSON_RELATIONS, World, build_world
-from loralab.worlds.jsonl import write_jsonl
 from loralab.worlds.pools import REAL_CITIES, REAL_PEOPLE
-from loralab.worlds.templates import RELATION_TEMPLATES, RELATIONS, TEMPLATES_PER_RELATION
+from loralab.worlds.templates import QA, RELATION_TEMPLATES, RELATIONS, TEMPLATES_PER_RELATION
 
-GENERATOR_VERSION = "twohop-2"
+GENERATOR_VERSION = "twohop-3"
+"""twohop-3: rows as in twohop-2, plus `card.json` and `README.md` in every folder."""
 Variant = Literal["FF", "HH", "RR"]
 VARIANTS: tuple[str, ...] = ("FF", "HH", "RR")
 TASKS: tuple[str, ...] = ("ab", "bc", "ac", "ac_cot")
@@ -91,17 +92,32 @@ def _familiar(world: World, person: str, relation: str) -> set[str]:
     return {facts[k] for k in keys if k in facts}
 
 
-def make_triplets(variant: str, n: int, seed: int = 0, relations: str = DEFAULT_CHAIN) -> list[Triplet]:
-    """`n` (A, B, C) triplets with distinct A's and B's (C may repeat, as cities do)."""
+def make_triplets(
+    variant: str,
+    n: int,
+    seed: int = 0,
+    relations: str = DEFAULT_CHAIN,
+    exclude: Collection[str] = (),
+) -> list[Triplet]:
+    """`n` (A, B, C) triplets with distinct A's and B's (C may repeat, as cities do).
+
+    No person in `exclude` is drawn, nor a fake city in it (real cities are a small pool that triplets share
+    anyway, so they are not excluded). With nothing excluded the draw is the same as without the argument, so
+    a bridge built apart from some evaluated triplets leaves every other dataset as it was.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     chain = _chain(relations)
     rng = random.Random(seed)
+    banned = set(exclude)
     if variant == "RR":
-        if 2 * n > FAMILIAR_PEOPLE:
-            raise ValueError(f"RR needs 2 x {n} familiar people; the built-in base knows {FAMILIAR_PEOPLE}")
         world = build_world(FAMILIAR_PEOPLE, 0, 0)
-        people = list(REAL_PEOPLE[:FAMILIAR_PEOPLE])
+        people = [p for p in REAL_PEOPLE[:FAMILIAR_PEOPLE] if p not in banned]
+        if 2 * n > len(people):
+            left = f"; {len(people)} of them are not excluded" if banned else ""
+            raise ValueError(
+                f"RR needs 2 x {n} familiar people; the built-in base knows {FAMILIAR_PEOPLE}{left}"
+            )
         while True:  # reshuffle until no pair is already related in the familiar world (the fact must be new)
             rng.shuffle(people)
             pairs = list(zip(people[0:n], people[n : 2 * n], strict=True))
@@ -111,8 +127,16 @@ def make_triplets(variant: str, n: int, seed: int = 0, relations: str = DEFAULT_
             (a, b, rng.choice([c for c in REAL_CITIES if c not in _familiar(world, b, chain.second)]))
             for a, b in pairs
         ]
-    people = fake_names(2 * n, "person", "experiment", seed=seed)
-    cities = list(REAL_CITIES) if variant == "HH" else fake_names(max(n, 20), "city", "experiment", seed=seed)
+    # fake_names(k) is the first k of fake_names(k + m): drawing extra and dropping the excluded keeps the draw
+    drawn = fake_names(2 * n + len(banned), "person", "experiment", seed=seed)
+    people = [p for p in drawn if p not in banned][: 2 * n]
+    if variant == "HH":
+        cities = list(REAL_CITIES)
+    else:
+        # a city never takes a drawn person's name (the two name kinds can produce the same word)
+        taken = banned | set(people)
+        drawn = fake_names(max(n, 20) + len(taken), "city", "experiment", seed=seed)
+        cities = [c for c in drawn if c not in taken][: max(n, 20)]
     return [(people[i], people[n + i], rng.choice(cities)) for i in range(n)]
 
 
@@ -141,19 +165,24 @@ def template_split(
     return out
 
 
-def cot_answer(a: str, b: str, c: str, t: int, relations: str = DEFAULT_CHAIN) -> str:
-    """The paper's Table 5 chain of thought, built from template `t` of each hop."""
-    chain = _chain(relations)
-    q1, r1 = RELATION_TEMPLATES[chain.first][t]
-    q2, r2 = RELATION_TEMPLATES[chain.second][t]
-    fill = {"a": a, "b": b, "c": c}
+def cot_steps(first: QA, second: QA, fill: Mapping[str, str], answer: str) -> str:
+    """The paper's Table 5 chain of thought: ask and answer hop 1, then hop 2, then give `answer`."""
+    q1, r1 = first
+    q2, r2 = second
     return (
         "First, we need to answer the question:\n"
         f"{q1.format(**fill)}\n{r1.format(**fill)}\n"
         "Second, we need to answer the question :\n"
         f"{q2.format(**fill)}\n{r2.format(**fill)}\n"
-        f"Therefore, the answer is {c}."
+        f"Therefore, the answer is {answer}."
     )
+
+
+def cot_answer(a: str, b: str, c: str, t: int, relations: str = DEFAULT_CHAIN) -> str:
+    """The chain of thought of triplet (a, b, c), built from template `t` of each hop."""
+    chain = _chain(relations)
+    first, second = RELATION_TEMPLATES[chain.first][t], RELATION_TEMPLATES[chain.second][t]
+    return cot_steps(first, second, {"a": a, "b": b, "c": c}, c)
 
 
 def records(
@@ -194,6 +223,82 @@ def records(
     return rows
 
 
+@dataclass(frozen=True)
+class TwohopData:
+    """One generated two-hop dataset, in memory: its triplets, their template split and its files' rows."""
+
+    variant: str
+    relations: str
+    seed: int
+    triplets: list[Triplet]
+    split: list[dict[str, list[int]]]
+    files: dict[str, list[dict[str, Any]]]
+    """`TASK.SPLIT.jsonl` -> rows (a split of size 0 has no file)."""
+
+    @property
+    def people(self) -> set[str]:
+        return {x for a, b, _ in self.triplets for x in (a, b)}
+
+    @property
+    def fake_cities(self) -> set[str]:
+        return {c for _, _, c in self.triplets if c not in REAL_CITIES}
+
+    def entities(self) -> dict[str, dict[str, Any]]:
+        """The entity pools of the card: A's, B's and C's, each with its pool and the names drawn."""
+        people = {
+            "FF": "fake people (experiment-space names, never in the built-in base's corpus)",
+            "HH": "fake people (experiment-space names, never in the built-in base's corpus)",
+            "RR": f"real people the default built-in base knows (the first {FAMILIAR_PEOPLE} of pools.REAL_PEOPLE)",
+        }[self.variant]
+        cities = (
+            "fake cities (experiment-space names)"
+            if self.variant == "FF"
+            else "real cities (pools.REAL_CITIES)"
+        )
+        return {
+            "A": {"pool": people, "names": sorted({a for a, _, _ in self.triplets})},
+            "B": {"pool": people, "names": sorted({b for _, b, _ in self.triplets})},
+            "C": {"pool": cities, "names": sorted({c for _, _, c in self.triplets})},
+        }
+
+
+def generate_twohop(
+    variant: str = "RR",
+    n_triplets: int = 100,
+    *,
+    relations: str = DEFAULT_CHAIN,
+    templates: int = TEMPLATES_PER_RELATION,
+    dev_templates: int = 2,
+    test_templates: int = 2,
+    seed: int = 0,
+    exclude: Collection[str] = (),
+) -> TwohopData:
+    """The rows of every task and split (see `build_twohop`), drawn on entities outside `exclude`."""
+    if not 1 <= templates <= TEMPLATES_PER_RELATION:
+        raise ValueError(f"templates must be between 1 and {TEMPLATES_PER_RELATION}, not {templates}")
+    triplets = make_triplets(variant, n_triplets, seed, relations, exclude)
+    split = template_split(n_triplets, templates, dev_templates, test_templates, seed)
+    files = {}
+    for task in TASKS:
+        for name in SPLITS:
+            rows = records(triplets, task, [s[name] for s in split], relations)
+            if rows:
+                files[f"{task}.{name}.jsonl"] = rows
+    return TwohopData(variant, relations, seed, triplets, split, files)
+
+
+def twohop_command(variant: str, n_triplets: int, relations: str, seed: int, **templates: int) -> str:
+    """The `loralab data twohop` command line that builds this dataset."""
+    cmd = f"loralab data twohop --variant {variant} --triplets {n_triplets} --seed {seed}"
+    if relations != DEFAULT_CHAIN:
+        cmd += f" --relations {relations}"
+    defaults = {"templates": TEMPLATES_PER_RELATION, "dev_templates": 2, "test_templates": 2}
+    for key, value in templates.items():
+        if value != defaults[key]:
+            cmd += f" --{key.replace('_', '-')} {value}"
+    return cmd
+
+
 def build_twohop(
     out: Path,
     variant: str = "RR",
@@ -206,48 +311,67 @@ def build_twohop(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Write `{task}.{train,dev,test}.jsonl` for every task, plus `meta.json`, into the folder `out`.
+    """Write `{task}.{train,dev,test}.jsonl` for every task, plus `meta.json`, `card.json` and `README.md`.
 
     `templates` uses the first that many templates of each relation (all 50 by default); each triplet keeps
     `dev_templates` and `test_templates` of them apart and trains on the rest. With the defaults, 100
     triplets give 4,600 / 200 / 200 rows per task. A split of size 0 writes no file.
     """
-    if not 1 <= templates <= TEMPLATES_PER_RELATION:
-        raise ValueError(f"templates must be between 1 and {TEMPLATES_PER_RELATION}, not {templates}")
     chain = _chain(relations)
-    triplets = make_triplets(variant, n_triplets, seed, relations)
-    split = template_split(n_triplets, templates, dev_templates, test_templates, seed)
+    counts = {"templates": templates, "dev_templates": dev_templates, "test_templates": test_templates}
+    data = generate_twohop(
+        variant,
+        n_triplets,
+        relations=relations,
+        templates=templates,
+        dev_templates=dev_templates,
+        test_templates=test_templates,
+        seed=seed,
+    )
+    per = {
+        "per_relation": templates,
+        "train": templates - dev_templates - test_templates,
+        "dev": dev_templates,
+        "test": test_templates,
+    }
+    notation = chain.notation(variant)
+    card = {
+        "dataset": "twohop",
+        "title": f"Two-hop {variant}, {relations} ({notation['ab']}, {notation['bc']}, {notation['ac']})",
+        "about": (
+            f"{n_triplets} (A, B, C) triplets: A -> B by {chain.first} ({notation['ab']}, task ab), B -> C by "
+            f"{chain.second} ({notation['bc']}, task bc), and the composition A -> C by {chain.composed} "
+            f"({notation['ac']}: task ac asks it directly, ac_cot with the paper's chain of thought). Each "
+            f"triplet trains on {per['train']} of the first {templates} templates of each relation and keeps "
+            f"{dev_templates} for dev and {test_templates} for test (its own draw; `template_split`)."
+        ),
+        "paper": "Section 4.1 and Appendix A.2.1, Tables 4 and 5",
+        "command": twohop_command(variant, n_triplets, relations, seed, **counts),
+        "generator": GENERATOR_VERSION,
+        "seed": seed,
+        "config": {"variant": variant, "relations": relations, "n_triplets": n_triplets, "templates": per},
+        "tasks": {task: chain.relation(task) for task in TASKS},
+        "notation": notation,
+        "entities": data.entities(),
+        # per triplet (in row order): its dev and test template indices; the others are its train ones
+        "template_split": [{"dev": s["dev"], "test": s["test"]} for s in data.split],
+    }
+    meta = {
+        "kind": "dataset",
+        "generator": GENERATOR_VERSION,
+        "variant": variant,
+        "relations": relations,
+        "tasks": card["tasks"],
+        "notation": notation,
+        "n_triplets": n_triplets,
+        "seed": seed,
+        "templates": per,
+        "split": card["template_split"],
+        "files": {name.removesuffix(".jsonl"): len(rows) for name, rows in data.files.items()},
+        **provenance(),
+    }
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
-        counts = {}
-        for task in TASKS:
-            for name in SPLITS:
-                rows = records(triplets, task, [s[name] for s in split], relations)
-                if rows:
-                    write_jsonl(tmp / f"{task}.{name}.jsonl", rows)
-                    counts[f"{task}.{name}"] = len(rows)
-        write_json(
-            tmp / "meta.json",
-            {
-                "kind": "dataset",
-                "generator": GENERATOR_VERSION,
-                "variant": variant,
-                "relations": relations,
-                "tasks": {task: chain.relation(task) for task in TASKS},
-                "notation": chain.notation(variant),
-                "n_triplets": n_triplets,
-                "seed": seed,
-                "templates": {
-                    "per_relation": templates,
-                    "train": templates - dev_templates - test_templates,
-                    "dev": dev_templates,
-                    "test": test_templates,
-                },
-                # per triplet (in row order): its dev and test template indices; the others are its train ones
-                "split": [{"dev": s["dev"], "test": s["test"]} for s in split],
-                "files": counts,
-                **provenance(),
-            },
-        )
+        write_dataset(tmp, data.files, card, meta)
     return Path(out)
 
 
