@@ -155,7 +155,7 @@ def test_store_keeps_records_linked_by_triplet_and_reports_the_columns(tmp_path:
     con.close()
     assert (row["metrics"]["twohop_given_both"].k, row["metrics"]["twohop_given_both"].n) == (1, 2)
     md = markdown([row])
-    assert "two-hop | both kept" in md and "0.500 (n=2)" in md and "0.333 (n=3)" in md
+    assert "two-hop given both kept" in md and "0.500 (n=2)" in md and "0.333 (n=3)" in md
     assert "twohop_given_both_n" in to_csv([row]).splitlines()[0]
     # a database from before the retention columns is upgraded on open
     old = tmp_path / "old.sqlite"

@@ -34,4 +34,4 @@ def test_quickstart_on_the_test_base_writes_every_cell(
         == 0
     )
     out = capsys.readouterr().out
-    assert "both kept: right" in out and "two-hop | both kept" in out and out.count("| arrow |") == 4
+    assert "both kept: right" in out and "two-hop given both kept" in out and out.count("| arrow |") == 4

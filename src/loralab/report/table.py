@@ -15,7 +15,7 @@ RETENTION = {
     "retained_ab": "A→B kept",
     "retained_bc": "B→C kept",
     "retained_both": "both kept",
-    "twohop_given_both": "two-hop | both kept",
+    "twohop_given_both": "two-hop given both kept",
     "cot_step1_bridge": "CoT step 1 names B",
     "cot_step2_answer": "CoT step 2 names C",
 }
