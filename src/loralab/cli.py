@@ -608,6 +608,20 @@ def report(
         sys.stdout.write(markdown(rows) if fmt == "markdown" else to_csv(rows))
 
 
+@app.command("validate")
+def validate_cmd(
+    spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML)")],
+    preset: Annotated[str | None, typer.Option(help="scale: test, default or paper")] = None,
+) -> None:
+    """Check an experiment spec without running anything: keys, types, names, grid; print what it expands to.
+
+    Example: loralab validate experiments/paper/bridge-ablation.yaml --preset default
+    """
+    from loralab.experiments.spec import load_spec, summary
+
+    console.print(summary(load_spec(spec, preset)), highlight=False, markup=False)
+
+
 @app.command("theory")
 def theory_cmd(
     d: Annotated[int, typer.Option(help="embedding width (the paper wants d >> |X||R|)")] = 256,

@@ -1,0 +1,478 @@
+"""Experiment specs: *what* to run, as a YAML file validated on load (how to run it is the runner's flags).
+
+A spec names base models, datasets (built by `loralab data ...`), experts trained on parts of those datasets,
+libraries of experts, combination methods with their options, evaluation sets and seeds::
+
+    bases: [default]                      # a built-in preset (loralab ls presets) or a local HF folder
+    datasets:
+      data: {kind: setup, setup: setup-2}
+    experts:
+      lora1: {train: [{dataset: data, file: lora1.train.jsonl}], lora: {targets: mlp}}
+      lora2: {train: [{dataset: data, file: lora2.train.jsonl}], lora: {targets: mlp}}
+    libraries: {2-combination: [lora1, lora2]}
+    methods: [{name: uniform}, {name: arrow, options: {top_k: 2}}]
+    evaluations: [{dataset: data, split: test, prompting: cot}]
+    seeds: [0]
+    grid:
+      datasets.data.setup: [setup-0, setup-2]
+
+A *cell* is one evaluation: a base, a library, a method with its options, an evaluation set and a seed.
+`expand` makes every combination of the spec's `bases`, `libraries`, `methods`, `evaluations` and `seeds`,
+once per *grid point*. `grid` maps a dotted path into the spec (mapping keys, or list positions as numbers:
+`methods.1.options.top_k`) to a list of values; its points are the cartesian product of those lists, each
+value replacing the spec's own value at that path (and setting it where the spec leaves it out).
+
+`load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
+experts, bases) and the files it asks of each dataset; any mistake is one `LoralabError` line,
+``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale preset (`SCALES`: test, default,
+paper) without touching what it compares.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loralab.errors import LoralabError
+from loralab.experts.config import ExpertConfig
+
+Loc = tuple[str | int, ...]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TwohopData(_Strict):
+    """The two-hop suite (`loralab data twohop`): tasks ab, bc, ac, ac_cot in train/dev/test files."""
+
+    kind: Literal["twohop"]
+    variant: str = Field("RR", description="FF, HH or RR")
+    relations: str = Field("spouse_born_in", description="the chain (loralab ls datasets)")
+    triplets: int = Field(100, ge=1, description="(A, B, C) triplets")
+    templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
+    dev_templates: int = Field(2, ge=0, description="templates per triplet held out for dev")
+    test_templates: int = Field(2, ge=1, description="templates per triplet held out for test")
+    seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
+
+
+class SetupData(_Strict):
+    """A setup's training mixtures (`loralab data setup`): loraK.train.jsonl and the ac / ac_cot eval files."""
+
+    kind: Literal["setup"]
+    setup: str = Field(description="a setup of `loralab ls setups`")
+    triplets: int = Field(100, ge=1, description="triplets of the evaluated dataset")
+    bridge_triplets: int = Field(100, ge=1, description="triplets of each bridge dataset")
+    seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
+
+
+class GraphData(_Strict):
+    """The graph suite (`loralab data graph`, Appendix A.3): Rel1..Rel5, compositions, Rel1->Rel2 held out."""
+
+    kind: Literal["graph"]
+    variant: Literal["shared", "disjoint"] = "shared"
+    paths: int = Field(100, ge=1, description="disjoint: paths per composition")
+    u1: int = Field(100, ge=1, description="shared: people in U1")
+    u2: int = Field(100, ge=3, description="shared: people in U2")
+    u3: int = Field(100, ge=6, description="shared: cities in U3")
+    templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
+    dev_templates: int = Field(2, ge=0, description="templates per unit held out for dev")
+    test_templates: int = Field(2, ge=1, description="templates per unit held out for test")
+    seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
+
+
+DatasetSpec = Annotated[TwohopData | SetupData | GraphData, Field(discriminator="kind")]
+
+
+class TrainPart(_Strict):
+    """One training file of an expert's mixture: a dataset's `file`, or its `task`'s training split."""
+
+    dataset: str = Field(description="a key of `datasets`")
+    file: str | None = Field(None, description="a file of that dataset, e.g. lora1.train.jsonl")
+    task: str | None = Field(None, description="a task of that dataset (its TASK.train.jsonl), e.g. ab")
+
+    @property
+    def filename(self) -> str:
+        return self.file or f"{self.task}.train.jsonl"
+
+
+class ExpertSpec(_Strict):
+    """One LoRA expert: what it trains on (the parts, concatenated in order) and its LoRA settings."""
+
+    train: list[TrainPart] = Field(min_length=1, description="the training mixture")
+    lora: ExpertConfig = Field(
+        default_factory=ExpertConfig, description="rank, alpha, targets, ...; the cell's seed replaces seed"
+    )
+
+
+class MethodRef(_Strict):
+    """A combination method of `loralab ls methods` and its options (checked against its signature)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evaluation(_Strict):
+    """An evaluation set: a split of a dataset's held-out two-hop questions, prompted with CoT or directly."""
+
+    dataset: str = Field(description="a key of `datasets`")
+    split: Literal["dev", "test"] = "test"
+    prompting: Literal["cot", "direct"] = "cot"
+    file: str | None = Field(None, description="another file of the dataset (then prompting says how)")
+
+
+class ExperimentSpec(_Strict):
+    """What an experiment compares; `expand` turns it into cells."""
+
+    name: str = Field(description="the experiment's name (results are stored under it)")
+    description: str = ""
+    bases: list[str] = Field(min_length=1, description="built-in presets or local HF model folders")
+    datasets: dict[str, DatasetSpec] = Field(min_length=1)
+    experts: dict[str, ExpertSpec] = Field(min_length=1)
+    libraries: dict[str, list[str]] = Field(min_length=1, description="name -> the experts it combines")
+    methods: list[MethodRef] = Field(min_length=1)
+    evaluations: list[Evaluation] = Field(min_length=1)
+    seeds: list[int] = Field([0], min_length=1)
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted path -> values; cells repeat per point of their product"
+    )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluation of the expanded grid: `spec` is the grid point's spec (no grid left)."""
+
+    spec: ExperimentSpec
+    point: dict[str, Any]
+    base: str
+    library: str
+    method: MethodRef
+    evaluation: Evaluation
+    seed: int
+
+
+# ---------------------------------------------------------------------------
+# Scale presets
+# ---------------------------------------------------------------------------
+
+
+class Scale(_Strict):
+    """Sizes a preset sets wherever a spec has them (None: the spec's own value)."""
+
+    triplets: int | None = None
+    bridge_triplets: int | None = None
+    templates: int | None = None
+    paths: int | None = None
+    units: int | None = Field(None, description="graph u1, u2 and u3")
+    epochs: int | None = None
+    builtin_base: str | None = Field(None, description="built-in bases are replaced by this one")
+
+
+SCALES: dict[str, Scale] = {
+    # seconds on a CPU, for tests: the `test` base and a handful of facts
+    "test": Scale(
+        triplets=4, bridge_triplets=4, templates=8, paths=4, units=6, epochs=1, builtin_base="test"
+    ),
+    # minutes on a CPU with the built-in default base (the quick start's size)
+    "default": Scale(triplets=30, bridge_triplets=30, templates=50, paths=30, units=30),
+    # the paper's sizes (100 triplets, 50 templates, 5 epochs), for real models on GPUs
+    "paper": Scale(triplets=100, bridge_triplets=100, templates=50, paths=100, units=100, epochs=5),
+}
+
+
+def _sizes(data: Any, scale: Scale) -> dict[str, int]:
+    """The sizes the scale sets on one dataset spec."""
+    sizes: dict[str, int | None] = {"triplets": scale.triplets, "templates": scale.templates}
+    if isinstance(data, SetupData):
+        sizes["bridge_triplets"] = scale.bridge_triplets
+    if isinstance(data, GraphData):
+        sizes |= {"paths": scale.paths, "u1": scale.units, "u2": scale.units, "u3": scale.units}
+    fields = type(data).model_fields
+    return {k: v for k, v in sizes.items() if v is not None and k in fields}
+
+
+def apply_preset(spec: ExperimentSpec, preset: str | None) -> ExperimentSpec:
+    """`spec` resized for a scale preset: dataset sizes, epochs, built-in base. A grid over a size the preset
+    sets collapses to the preset's value. None leaves the spec as written."""
+    if preset is None:
+        return spec
+    if preset not in SCALES:
+        raise LoralabError(f"--preset {preset}: choose one of {', '.join(SCALES)}")
+    from loralab.models.tiny import PRESETS
+
+    scale = SCALES[preset]
+    sized = {f"datasets.{k}.{f}": v for k, d in spec.datasets.items() for f, v in _sizes(d, scale).items()}
+    datasets = {k: d.model_copy(update=_sizes(d, scale)) for k, d in spec.datasets.items()}
+    experts = spec.experts
+    if scale.epochs is not None:
+        sized |= {f"experts.{k}.lora.epochs": scale.epochs for k in experts}
+        experts = {
+            k: e.model_copy(update={"lora": e.lora.model_copy(update={"epochs": scale.epochs})})
+            for k, e in experts.items()
+        }
+    bases = spec.bases
+    if scale.builtin_base is not None:
+        bases = list(dict.fromkeys(scale.builtin_base if b in PRESETS else b for b in bases))
+    grid = {path: [sized[path]] if path in sized else values for path, values in spec.grid.items()}
+    update = {"datasets": datasets, "experts": experts, "bases": bases, "grid": grid}
+    return spec.model_copy(update=update)
+
+
+# ---------------------------------------------------------------------------
+# Loading: YAML with the line of every key, then pydantic, then references
+# ---------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    def __init__(self, loc: Loc, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.loc, self.message, self.line = loc, message, line
+
+
+def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    """The 1-based line of every key (and list item) below `node`; duplicate keys are an error."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*loc, key.value)
+            if child in out:
+                line = key.start_mark.line + 1
+                raise _Invalid(child, f"duplicate key (first on line {out[child]})", line)
+            out[child] = key.start_mark.line + 1
+            _lines(value, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[(*loc, i)] = item.start_mark.line + 1
+            _lines(item, (*loc, i), out)
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int:
+    """The line of `loc`, or of its nearest ancestor in the file (loc parts the file lacks, such as a
+    pydantic union tag, are skipped)."""
+    found: Loc = ()
+    for part in loc:
+        if (*found, part) in lines:
+            found = (*found, part)
+    return lines.get(found, 1)
+
+
+def _grid_path(path: str) -> Loc:
+    return tuple(int(p) if p.isdigit() else p for p in path.split("."))
+
+
+def _set_path(data: dict[str, Any], path: Loc, value: Any) -> None:
+    node: Any = data
+    for part in path[:-1]:
+        if isinstance(node, list):
+            if not isinstance(part, int) or part >= len(node):
+                raise KeyError(part)
+            node = node[part]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise KeyError(part)
+    last = path[-1]
+    in_list = isinstance(node, list) and isinstance(last, int) and last < len(node)
+    if not (in_list or isinstance(node, dict)):
+        raise KeyError(last)
+    node[last] = value
+
+
+def _points(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, values, strict=True))
+
+
+def _at_point(raw: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy({k: v for k, v in raw.items() if k != "grid"})
+    for path, value in point.items():
+        try:
+            _set_path(out, _grid_path(path), value)
+        except KeyError:
+            raise _Invalid(("grid", path), "no such place in the spec") from None
+    return out
+
+
+def _pydantic_error(exc: ValidationError) -> _Invalid:
+    err = exc.errors()[0]
+    message = {"extra_forbidden": "unknown key", "missing": "missing required key"}.get(err["type"])
+    return _Invalid(tuple(err["loc"]), message or err["msg"])
+
+
+def _dataset_files(data: Any) -> set[str]:
+    from loralab.worlds.graph import ATOMIC, HELD_OUT, TRAINING, task_name
+    from loralab.worlds.setups import EVAL_FILES, SETUPS
+    from loralab.worlds.twohop import SPLITS, TASKS
+
+    if isinstance(data, TwohopData):
+        return {f"{t}.{s}.jsonl" for t in TASKS for s in SPLITS}
+    if isinstance(data, SetupData):
+        return {f"{e}.train.jsonl" for e in SETUPS[data.setup].experts} | set(EVAL_FILES)
+    tasks = [task_name(r) for r in ATOMIC] + [task_name(c, cot) for c in TRAINING for cot in (False, True)]
+    held = {f"{task_name(HELD_OUT, cot)}.{s}.jsonl" for cot in (False, True) for s in ("dev", "test")}
+    return {f"{t}.{s}.jsonl" for t in tasks for s in SPLITS} | held
+
+
+def eval_file(evaluation: Evaluation, data: Any) -> str:
+    """The file an evaluation reads: its `file`, else the held-out composition in its prompting's form."""
+    if evaluation.file:
+        return evaluation.file
+    from loralab.worlds.graph import HELD_OUT, task_name
+
+    cot = evaluation.prompting == "cot"
+    task = task_name(HELD_OUT, cot) if isinstance(data, GraphData) else "ac_cot" if cot else "ac"
+    return f"{task}.{evaluation.split}.jsonl"
+
+
+def _check_datasets(spec: ExperimentSpec) -> None:
+    from loralab.worlds.setups import SETUPS
+    from loralab.worlds.twohop import CHAINS, VARIANTS
+
+    for key, data in spec.datasets.items():
+        loc: Loc = ("datasets", key)
+        if isinstance(data, SetupData) and data.setup not in SETUPS:
+            raise _Invalid(
+                (*loc, "setup"), f"unknown setup {data.setup!r}; choose one of {', '.join(SETUPS)}"
+            )
+        if isinstance(data, TwohopData):
+            if data.variant not in VARIANTS:
+                raise _Invalid((*loc, "variant"), f"choose one of {', '.join(VARIANTS)}")
+            if data.relations not in CHAINS:
+                raise _Invalid((*loc, "relations"), f"choose one of {', '.join(CHAINS)}")
+        if not isinstance(data, SetupData) and (data.dev_templates + data.test_templates >= data.templates):
+            raise _Invalid((*loc, "test_templates"), "dev + test templates leave none for training")
+
+
+def _check_refs(spec: ExperimentSpec) -> None:
+    """Names the spec refers to exist: datasets, their files, experts, methods and options, bases."""
+    from loralab.combine import METHODS
+    from loralab.combine.registry import coerce_options
+    from loralab.models.tiny import PRESETS
+
+    _check_datasets(spec)
+    for key, expert in spec.experts.items():
+        for i, part in enumerate(expert.train):
+            loc: Loc = ("experts", key, "train", i)
+            if part.dataset not in spec.datasets:
+                raise _Invalid((*loc, "dataset"), f"unknown dataset {part.dataset!r}")
+            if (part.file is None) == (part.task is None):
+                raise _Invalid(loc, "give one of file or task")
+            files = _dataset_files(spec.datasets[part.dataset])
+            if part.filename not in files:
+                where = "file" if part.file else "task"
+                raise _Invalid((*loc, where), f"dataset {part.dataset!r} has no {part.filename}")
+    for lib, members in spec.libraries.items():
+        for i, member in enumerate(members):
+            if member not in spec.experts:
+                raise _Invalid(("libraries", lib, i), f"unknown expert {member!r}")
+    for i, method in enumerate(spec.methods):
+        if method.name not in METHODS:
+            choices = ", ".join(sorted(METHODS))
+            raise _Invalid(("methods", i, "name"), f"unknown method {method.name!r}; choose one of {choices}")
+        for opt, value in method.options.items():
+            try:
+                coerce_options(METHODS[method.name], {opt: value})
+            except LoralabError as exc:
+                raise _Invalid(("methods", i, "options", opt), str(exc).partition(": ")[2]) from None
+    for i, ev in enumerate(spec.evaluations):
+        if ev.dataset not in spec.datasets:
+            raise _Invalid(("evaluations", i, "dataset"), f"unknown dataset {ev.dataset!r}")
+        file = eval_file(ev, spec.datasets[ev.dataset])
+        if file not in _dataset_files(spec.datasets[ev.dataset]):
+            raise _Invalid(("evaluations", i), f"dataset {ev.dataset!r} has no {file}")
+    for i, base in enumerate(spec.bases):
+        if base not in PRESETS and not Path(base).is_dir():
+            raise _Invalid(
+                ("bases", i), f"{base!r} is neither a built-in base ({', '.join(PRESETS)}) nor a folder"
+            )
+
+
+def _validate(raw: Any) -> ExperimentSpec:
+    """Every grid point validated; the spec at the first point (with its grid) returned."""
+    if not isinstance(raw, dict):
+        raise _Invalid((), "a spec is a mapping of keys (name, bases, datasets, ...)")
+    grid = raw.get("grid", {})
+    if not isinstance(grid, dict):
+        raise _Invalid(("grid",), "a mapping of dotted paths to lists of values")
+    for path, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise _Invalid(("grid", path), "a non-empty list of values")
+        if not isinstance(path, str) or path.split(".")[0] == "grid":
+            raise _Invalid(("grid", path), "a grid cannot vary itself")
+    first: ExperimentSpec | None = None
+    for point in _points(grid):
+        try:
+            spec = ExperimentSpec.model_validate(_at_point(raw, point))
+            _check_refs(spec)
+        except (ValidationError, _Invalid) as exc:
+            err = _pydantic_error(exc) if isinstance(exc, ValidationError) else exc
+            raise _blame_grid(err, point, grid) from None
+        first = first or spec
+    assert first is not None
+    return first.model_copy(update={"grid": grid})
+
+
+def _blame_grid(err: _Invalid, point: dict[str, Any], grid: dict[str, list[Any]]) -> _Invalid:
+    """An error inside a value the grid set is the grid value's fault."""
+    for path, value in point.items():
+        target = _grid_path(path)
+        if err.loc[: len(target)] == target:
+            at = ".".join(map(str, err.loc))
+            return _Invalid(("grid", path, grid[path].index(value)), f"{value!r}: {at}: {err.message}")
+    return err
+
+
+def load_spec(path: Path, preset: str | None = None) -> ExperimentSpec:
+    """Read and check a spec; errors are one line, ``FILE:LINE: key.path: why``."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise LoralabError(f"{path}: {exc.strerror or exc}") from None
+    lines: dict[Loc, int] = {}
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+        if node is not None:
+            _lines(node, (), lines)
+        spec = apply_preset(_validate(raw), preset)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise LoralabError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except _Invalid as err:
+        where = ".".join(map(str, err.loc))
+        if err.loc[:1] == ("grid",):
+            where = f"grid.{err.loc[1]}" if len(err.loc) > 1 else "grid"
+        prefix = f"{where}: " if where else ""
+        raise LoralabError(f"{path}:{err.line or _line_of(err.loc, lines)}: {prefix}{err.message}") from None
+    return spec
+
+
+def expand(spec: ExperimentSpec) -> list[Cell]:
+    """The cells: grid points x bases x libraries x methods x evaluations x seeds, in that nesting order."""
+    cells: list[Cell] = []
+    for point in _points(spec.grid):
+        concrete = ExperimentSpec.model_validate(_at_point(spec.model_dump(), point))
+        for base, library, method, evaluation, seed in itertools.product(
+            concrete.bases, concrete.libraries, concrete.methods, concrete.evaluations, concrete.seeds
+        ):
+            cells.append(Cell(concrete, point, base, library, method, evaluation, seed))
+    return cells
+
+
+def summary(spec: ExperimentSpec) -> str:
+    """One paragraph: what the spec holds and how many cells it expands to."""
+    points = len(list(_points(spec.grid)))
+    return (
+        f"{spec.name}: {len(spec.bases)} base(s), {len(spec.datasets)} dataset(s), {len(spec.experts)} "
+        f"expert(s), {len(spec.libraries)} librar{'y' if len(spec.libraries) == 1 else 'ies'}, "
+        f"{len(spec.methods)} method(s), {len(spec.evaluations)} evaluation(s), {len(spec.seeds)} seed(s), "
+        f"{points} grid point(s): {len(expand(spec))} cells."
+    )
