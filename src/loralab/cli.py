@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -661,6 +662,8 @@ def theory_cmd(
 
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit status 2."""
+    # a deprecation inside transformers/peft that a user of loralab can do nothing about
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         app()
     except LoralabError as exc:
