@@ -101,7 +101,10 @@ def merge(
     loaded = [e if isinstance(e, Expert) else load_expert(e) for e in experts]
     if not loaded:
         raise LoralabError("--expert: no experts given")
-    check_compatible(loaded, model) if model is not None else _check_same_modules(loaded)
+    if model is not None:
+        check_compatible(loaded, model)
+    else:
+        _check_same_modules(loaded)
     if "density" in opts and not 0 < opts["density"] <= 1:
         raise LoralabError(f"--opt density={opts['density']}: must be in (0, 1]")
     info: dict[str, Any] = {}
@@ -174,7 +177,7 @@ def combine(base: Any, experts: Sequence[Path | str | Expert], method: str, **op
 
 
 def export_adapter(
-    merged: Merged, experts: Sequence[Path | str | Expert], out: Path | str, **kw: Any
+    merged: Merged, experts: Sequence[Path | str | Expert], out: Path | str, overwrite: bool = False
 ) -> Path:
     """Write a merge as a PEFT LoRA adapter folder (r = lora_alpha = the largest module rank, scaling 1;
     lower-rank modules zero-padded) plus `meta.json`. Loads with `peft.PeftModel.from_pretrained`."""
@@ -198,7 +201,7 @@ def export_adapter(
         padded = pad_rank(f, rank)
         tensors[f"base_model.model.{m}.lora_A.weight"] = padded.A.contiguous()
         tensors[f"base_model.model.{m}.lora_B.weight"] = padded.B.contiguous()
-    with atomic_dir(Path(out), overwrite=kw.get("overwrite", False)) as tmp:
+    with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         write_json(tmp / ADAPTER_CONFIG, config)
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS))
         energy = merged.energy
