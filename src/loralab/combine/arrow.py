@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 import torch
 
-from loralab.combine.routed import ArrowRouter, Mix, RoutedLinear, stack_experts
+from loralab.combine.routed import ArrowRouter, Mix
+from loralab.combine.routers import install_routed
 from loralab.errors import LoralabError
 from loralab.experts.library import ADAPTER_WEIGHTS, Expert, load_expert
 
@@ -133,13 +134,11 @@ def install_arrow(
         protos = [{m: prototype(e.A[m], e.B[m]) for m in e.modules} for e in experts]
     else:
         protos = [{m: power_prototype(e.A[m], e.B[m], iters, seed) for m in e.modules} for e in experts]
-    for module in experts[0].modules:
-        parent_name, _, child = module.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        base = getattr(parent, child)
-        A, B = stack_experts([(e.A[module], e.B[module]) for e in experts], mix == "params", "arrow")
-        scaling = torch.tensor([e.scaling for e in experts])
-        router = ArrowRouter(torch.stack([p[module] for p in protos]), top_k or len(experts), temperature)
-        routed = RoutedLinear(base, A, B, scaling, router, mix).to(base.weight.device)
-        setattr(parent, child, routed)
-    return model
+    k = top_k or len(experts)
+    return install_routed(
+        model,
+        experts,
+        lambda module: ArrowRouter(torch.stack([p[module] for p in protos]), k, temperature),
+        mix,
+        "arrow",
+    )
