@@ -623,6 +623,55 @@ def validate_cmd(
     console.print(summary(load_spec(spec, preset)), highlight=False, markup=False)
 
 
+@app.command("run")
+def run_cmd(
+    spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML), e.g. experiments/paper/*.yaml")],
+    preset: Annotated[str | None, typer.Option(help="scale: test, default or paper")] = None,
+    workdir: Workdir = Path("loralab-work"),
+    executor: Annotated[str, typer.Option(help="local (one process) or ray")] = "local",
+    address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start one)")] = None,
+) -> None:
+    """Run an experiment: build its datasets, train its experts, evaluate every cell; resume where it stopped.
+
+    Every artifact is named by the hash of what determines it, so rerunning (after a crash, or with a spec
+    that shares experts) only does what is missing. Results go to WORKDIR/results.sqlite; the run's folder
+    is WORKDIR/runs/NAME[.PRESET] (loralab status / loralab report take it).
+
+    Example: loralab run experiments/paper/bridge-ablation.yaml --preset default
+    """
+    from loralab.experiments.runner import run
+    from loralab.experiments.spec import load_spec
+
+    loaded = load_spec(spec, preset)
+    if address is not None and executor != "ray":
+        raise LoralabError("--address: only with --executor ray")
+    plan = run(loaded, workdir, preset, executor, address, console)
+    console.print(f"report: loralab report {plan.folder}", highlight=False)
+
+
+@app.command("status")
+def status_cmd(
+    run_folder: Annotated[Path, typer.Argument(help="a run folder, WORKDIR/runs/NAME[.PRESET]")],
+    all_items: Annotated[bool, typer.Option("--all", help="list done items too")] = False,
+) -> None:
+    """What a run has done and what remains (datasets, experts, cells), and its sessions so far."""
+    from loralab.experiments.runner import status
+
+    info = status(run_folder)
+    for stage in ("datasets", "experts", "cells"):
+        items = info[stage]
+        done = sum(ok for _, ok in items)
+        console.print(f"{stage}: {done}/{len(items)} done", highlight=False)
+        for label, ok in items:
+            if all_items or not ok:
+                console.print(f"  {'done' if ok else 'todo'}  {label}", highlight=False, markup=False)
+    if info["partial"]:
+        console.print(f"partial (redone on the next run): {', '.join(info['partial'])}", markup=False)
+    for s in info["sessions"]:
+        took = f"{s['seconds']} s" if "seconds" in s else "interrupted or running"
+        console.print(f"session {s['started']} ({s['executor']}): {took}", highlight=False)
+
+
 @app.command("theory")
 def theory_cmd(
     d: Annotated[int, typer.Option(help="embedding width (the paper wants d >> |X||R|)")] = 256,

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from loralab.faults import checkpoint
 from loralab.models.chat import prompt_text, stop_token_ids
 from loralab.progress import progress
 
@@ -39,7 +40,7 @@ def greedy_batch(
         res = model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{cache_arg: past}
         )
-        past = res.past_key_values
+        past = res.cache if cache_arg == "cache" else res.past_key_values
         nxt = res.logits[:, -1].argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
         out = torch.cat([out, nxt[:, None]], dim=1)
@@ -78,4 +79,5 @@ def generate(
             for i, text in zip(idx, outs, strict=True):
                 answers[i] = text
             bar.update(task, advance=len(idx))
+            checkpoint("eval-batch")
     return answers

@@ -41,6 +41,43 @@ def run_cell(
     With `retention`, a two-hop file (`ac.*.jsonl`, `ac_cot.*.jsonl`) whose folder holds the one-hop files of
     the same split (`ab.*`, `bc.*`) is scored on those too, and the records are stored with the cell (the
     cell's n and accuracy stay the two-hop ones; see `evaluate/retention.py`)."""
+    cell, rows, result = evaluate_cell(
+        base,
+        data,
+        run,
+        experts,
+        method,
+        options,
+        library,
+        max_new_tokens,
+        batch_size,
+        device,
+        method_label,
+        retention,
+    )
+    con = connect(db)
+    try:
+        cell_id = add_cell(con, cell, rows)
+    finally:
+        con.close()
+    return cell_id, result
+
+
+def evaluate_cell(
+    base: str | Path,
+    data: Path | str,
+    run: str,
+    experts: Sequence[Path | str] = (),
+    method: str | None = None,
+    options: dict[str, Any] | None = None,
+    library: str | None = None,
+    max_new_tokens: int = 128,
+    batch_size: int = 64,
+    device: str | None = None,
+    method_label: str | None = None,
+    retention: bool = True,
+) -> tuple[dict[str, Any], list[dict[str, Any]], Evaluation]:
+    """`run_cell` without the store: (the cell's row, its example records, the two-hop result)."""
     data = Path(data)
     examples = read_jsonl(data, required=("prompt", "gold"))
     base_path = resolve_base(base)
@@ -78,12 +115,7 @@ def run_cell(
             "max_new_tokens": max_new_tokens,
         },
     }
-    con = connect(db)
-    try:
-        cell_id = add_cell(con, cell, result.rows + extra_rows)
-    finally:
-        con.close()
-    return cell_id, result
+    return cell, result.rows + extra_rows, result
 
 
 def retention_files(data: Path) -> list[Path]:

@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS cells (
     run TEXT NOT NULL, base TEXT NOT NULL, dataset TEXT NOT NULL, dataset_version TEXT,
     prompting TEXT NOT NULL, method TEXT NOT NULL, library TEXT NOT NULL,
     n INTEGER NOT NULL, correct INTEGER NOT NULL, accuracy REAL NOT NULL,
-    ci_low REAL NOT NULL, ci_high REAL NOT NULL, config TEXT NOT NULL, created TEXT NOT NULL
+    ci_low REAL NOT NULL, ci_high REAL NOT NULL, config TEXT NOT NULL, created TEXT NOT NULL, key TEXT
 );
 CREATE TABLE IF NOT EXISTS examples (
     cell_id INTEGER NOT NULL REFERENCES cells(id), example_id TEXT, prompt TEXT, gold TEXT,
@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS examples (
 );
 CREATE INDEX IF NOT EXISTS examples_cell ON examples(cell_id);
 """
+# a runner's cell is stored once per content key (NULL keys, from one-off commands, never collide)
+KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS cells_key ON cells(key)"
 
 # columns added after the first release; older databases get them on open
 EXAMPLE_EXTRAS = {"task": "TEXT", "triplet": "INTEGER", "bridge": "TEXT"}
@@ -62,23 +64,38 @@ def connect(path: Path | str, create: bool = True) -> sqlite3.Connection:
             if have and name not in have:
                 with con:
                     con.execute(f"ALTER TABLE examples ADD COLUMN {name} {kind}")
+        cell_columns = {row[1] for row in con.execute("PRAGMA table_info(cells)")}
+        if cell_columns and "key" not in cell_columns:
+            with con:
+                con.execute("ALTER TABLE cells ADD COLUMN key TEXT")
+        if cell_columns:
+            with con:
+                con.execute(KEY_INDEX)
     except sqlite3.DatabaseError as exc:
         con.close()
         raise LoralabError(f"{path}: not a loralab results database ({exc})") from exc
     return con
 
 
-def add_cell(con: sqlite3.Connection, cell: dict[str, Any], rows: list[dict[str, Any]]) -> int:
-    """Insert one cell and its examples in a single transaction (never half a cell)."""
+def add_cell(
+    con: sqlite3.Connection, cell: dict[str, Any], rows: list[dict[str, Any]], key: str | None = None
+) -> int:
+    """Insert one cell and its examples in a single transaction (never half a cell). A cell whose `key` is
+    already stored is not inserted again; its id is returned."""
     config = json.dumps(cell.get("config", {}), sort_keys=True, default=str)
     values = [cell.get(k) for k in CELL_COLUMNS] + [
         config,
         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        key,
     ]
     with con:
+        if key is not None:
+            found = con.execute("SELECT id FROM cells WHERE key = ?", (key,)).fetchone()
+            if found:
+                return int(found[0])
         cur = con.execute(
-            f"INSERT INTO cells ({', '.join(CELL_COLUMNS)}, config, created) "
-            f"VALUES ({', '.join('?' * (len(CELL_COLUMNS) + 2))})",
+            f"INSERT INTO cells ({', '.join(CELL_COLUMNS)}, config, created, key) "
+            f"VALUES ({', '.join('?' * (len(CELL_COLUMNS) + 3))})",
             values,
         )
         cell_id = int(cur.lastrowid or 0)
@@ -104,22 +121,34 @@ def add_cell(con: sqlite3.Connection, cell: dict[str, Any], rows: list[dict[str,
     return cell_id
 
 
+def stored_keys(con: sqlite3.Connection) -> dict[str, int]:
+    """Content key -> cell id of every keyed cell."""
+    return {k: int(i) for k, i in con.execute("SELECT key, id FROM cells WHERE key IS NOT NULL")}
+
+
 def examples(con: sqlite3.Connection, cell_id: int) -> list[dict[str, Any]]:
     """The per-example records of one cell."""
     cur = con.execute(f"SELECT {', '.join(EXAMPLE_COLUMNS)} FROM examples WHERE cell_id = ?", (cell_id,))
     return [dict(zip(EXAMPLE_COLUMNS, row, strict=True)) for row in cur.fetchall()]
 
 
-def cells(con: sqlite3.Connection, run: str | None = None) -> list[dict[str, Any]]:
-    """All cells (of one run if given), oldest first, each with its retention `metrics` (empty when the
-    cell has no one-hop records)."""
-    query = f"SELECT id, {', '.join(CELL_COLUMNS)} FROM cells"
+def cells(
+    con: sqlite3.Connection, run: str | None = None, keys: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """All cells (of one run, or with one of `keys`, if given), oldest first (in `keys` order when given),
+    each with its `config` parsed and its retention `metrics` (empty when the cell has no one-hop records)."""
+    query = f"SELECT id, {', '.join(CELL_COLUMNS)}, config, key FROM cells"
     args: tuple[Any, ...] = ()
     if run is not None:
         query, args = query + " WHERE run = ?", (run,)
     cur = con.execute(query + " ORDER BY id", args)
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    if keys is not None:
+        by_key = {r["key"]: r for r in rows if r["key"] is not None}
+        rows = [by_key[k] for k in keys if k in by_key]
+    for row in rows:
+        row["config"] = json.loads(row["config"])
     from loralab.evaluate.retention import retention_metrics
 
     for row in rows:

@@ -22,6 +22,7 @@ from loralab.experts.config import (
     ExpertConfig,
 )
 from loralab.experts.dropout import use_fast_dropout
+from loralab.faults import checkpoint
 from loralab.models.chat import end_text, prompt_text
 from loralab.progress import progress
 from loralab.worlds.jsonl import read_jsonl
@@ -189,5 +190,6 @@ def _fit(
                 losses.append(loss.item())
                 tokens += int(batch["attention_mask"].sum())
                 bar.update(task, advance=1, description=f"training expert loss {losses[-1]:.3f}")
+                checkpoint("train-step")
     model.eval()
     return losses, time.perf_counter() - start, tokens

@@ -1,0 +1,537 @@
+"""The experiment runner: a spec's grid as content-addressed jobs, run once, resumable after any crash.
+
+`plan` turns a spec (at a preset) into three kinds of jobs, each named by the hash of what determines it:
+
+- a *dataset* (its generator, sizes and seed) -> ``WORKDIR/datasets/KIND-...-HASH/``
+- an *expert* (base, training files' dataset hashes, LoRA config with the cell's seed)
+  -> ``WORKDIR/experts/NAME-HASH/``
+- a *cell* (base, its experts' hashes in library order, method and options, evaluation file, decoding)
+  -> a row of ``WORKDIR/results.sqlite`` whose `key` column is the hash.
+
+Two cells (or two experiments) that need the same expert share one folder, so it is trained once. Datasets
+and experts are written into a temp folder and renamed when complete (`atomic_dir`); a cell's row and all
+its example records are one SQLite transaction, and a key is stored at most once (a unique index). So a run
+killed at any moment, even by SIGKILL, leaves only complete artifacts plus hidden ``.tmp-*`` folders, which
+the next run deletes; rerunning redoes exactly what is missing. Training and greedy decoding are seeded and
+deterministic, so the resumed numbers equal an uninterrupted run's.
+
+The run's own folder, ``WORKDIR/runs/RUN/``, holds the resolved spec, the plan (what `loralab status`
+reads) and `meta.json` (preset, executor, wall time, provenance). RUN is the spec's name, with the preset
+appended (``bridge-ablation.default``).
+
+Executors: `local` runs the jobs one after another in this process; `ray` (`execute_ray`) runs experts
+and cells as Ray tasks with their CPU/GPU needs declared, a cell as soon as its experts exist, while the
+driver alone writes the results store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from loralab.artifacts import META, config_hash, provenance, read_json, write_json
+from loralab.errors import LoralabError
+from loralab.experiments.spec import (
+    ExperimentSpec,
+    GraphData,
+    SetupData,
+    TwohopData,
+    eval_file,
+    expand,
+)
+from loralab.experts.config import ExpertConfig
+
+RESULTS = "results.sqlite"
+# bump when evaluation changes what a stored cell means (extraction, retention, prompt rendering)
+EVALUATOR_VERSION = "eval-1"
+MAX_NEW_TOKENS = {"cot": 128, "direct": 48}
+EVAL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class DatasetJob:
+    key: str
+    label: str
+    spec: dict[str, Any]  # the dataset spec with its seed resolved
+    path: Path
+
+    def done(self) -> bool:
+        return (self.path / META).is_file()
+
+
+@dataclass(frozen=True)
+class ExpertJob:
+    key: str
+    name: str
+    base: str
+    files: tuple[Path, ...]
+    config: dict[str, Any]  # ExpertConfig, seed set
+    datasets: tuple[str, ...]  # keys of the datasets its files come from
+    path: Path
+
+    def done(self) -> bool:
+        return (self.path / META).is_file()
+
+
+@dataclass(frozen=True)
+class CellJob:
+    key: str
+    base: str
+    data: Path
+    dataset: str  # key of the dataset holding `data`
+    experts: tuple[str, ...]  # expert keys, in library order
+    method: str
+    options: dict[str, Any]
+    library: str
+    max_new_tokens: int
+    record: dict[str, Any] = field(hash=False)  # the cell's place in the experiment (stored with it)
+
+
+@dataclass
+class Plan:
+    run: str
+    workdir: Path
+    datasets: dict[str, DatasetJob]
+    experts: dict[str, ExpertJob]
+    cells: list[CellJob]
+
+    @property
+    def folder(self) -> Path:
+        return self.workdir / "runs" / self.run
+
+    @property
+    def db(self) -> Path:
+        return self.workdir / RESULTS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "datasets": [asdict(d) for d in self.datasets.values()],
+            "experts": [asdict(e) for e in self.experts.values()],
+            "cells": [asdict(c) for c in self.cells],
+        }
+
+
+def run_name(spec: ExperimentSpec, preset: str | None) -> str:
+    return f"{spec.name}.{preset}" if preset else spec.name
+
+
+# ---------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------
+
+
+def base_identity(base: str) -> str:
+    """What a base contributes to a hash: a built-in preset's folder name (it holds the build's hash), or a
+    folder's path and config."""
+    from loralab.models.load import resolve_base
+
+    path = resolve_base(base)
+    config = (path / "config.json").read_text() if (path / "config.json").is_file() else ""
+    return f"{path.name}:{config_hash([str(path.resolve()), config])}"
+
+
+def _dataset_label(data: Any, seed: int) -> str:
+    if isinstance(data, TwohopData):
+        return f"twohop-{data.variant}-{data.relations}-n{data.triplets}-t{data.templates}-s{seed}"
+    if isinstance(data, SetupData):
+        return f"{data.setup}-n{data.triplets}-b{data.bridge_triplets}-s{seed}"
+    assert isinstance(data, GraphData)
+    size = f"p{data.paths}" if data.variant == "disjoint" else f"u{data.u1}-{data.u2}-{data.u3}"
+    return f"graph-{data.variant}-{size}-t{data.templates}-s{seed}"
+
+
+def _generator(data: Any) -> str:
+    from loralab.worlds import graph, setups, twohop
+
+    module = twohop if isinstance(data, TwohopData) else setups if isinstance(data, SetupData) else graph
+    return str(module.GENERATOR_VERSION)
+
+
+def plan(spec: ExperimentSpec, workdir: Path, preset: str | None = None) -> Plan:
+    """Every job the spec needs, deduplicated by content."""
+    workdir = Path(workdir)
+    datasets: dict[str, DatasetJob] = {}
+    experts: dict[str, ExpertJob] = {}
+    cells: list[CellJob] = []
+    bases = {b: base_identity(b) for b in spec.bases}
+    for cell in expand(spec):
+        s = cell.spec
+        data_keys: dict[str, DatasetJob] = {}
+        for name, data in s.datasets.items():
+            seed = cell.seed if data.seed is None else data.seed
+            resolved = {**data.model_dump(), "seed": seed}
+            key = config_hash({"spec": resolved, "generator": _generator(data)})
+            label = _dataset_label(data, seed)
+            job = DatasetJob(key, label, resolved, workdir / "datasets" / f"{label}-{key}")
+            datasets.setdefault(key, job)
+            data_keys[name] = datasets[key]
+        base_id = bases[cell.base]
+        expert_keys = []
+        for member in s.libraries[cell.library]:
+            expert = s.experts[member]
+            config = expert.lora.model_copy(update={"seed": cell.seed}).model_dump()
+            parts = [(data_keys[p.dataset].key, p.filename) for p in expert.train]
+            key = config_hash({"base": base_id, "train": parts, "lora": config})
+            files = tuple(data_keys[p.dataset].path / p.filename for p in expert.train)
+            expert_job = ExpertJob(
+                key,
+                member,
+                cell.base,
+                files,
+                config,
+                tuple(dict.fromkeys(k for k, _ in parts)),
+                workdir / "experts" / f"{member}-{key}",
+            )
+            experts.setdefault(key, expert_job)
+            expert_keys.append(key)
+        ev = cell.evaluation
+        data_job = data_keys[ev.dataset]
+        file = eval_file(ev, s.datasets[ev.dataset])
+        max_new = MAX_NEW_TOKENS[ev.prompting]
+        what = {
+            "base": base_id,
+            "experts": expert_keys,
+            "method": cell.method.name,
+            "options": cell.method.options,
+            "data": [data_job.key, file],
+            "decoding": {"max_new_tokens": max_new, "batch": EVAL_BATCH, "evaluator": EVALUATOR_VERSION},
+        }
+        record = {
+            "experiment": s.name,
+            "point": cell.point,
+            "seed": cell.seed,
+            "library": cell.library,
+            "members": s.libraries[cell.library],
+            "targets": {m: s.experts[m].lora.targets for m in s.libraries[cell.library]},
+            "method": cell.method.name,
+            "options": cell.method.options,
+            "evaluation": {**ev.model_dump(), "file": file},
+            "datasets": {k: d.spec for k, d in data_keys.items()},
+        }
+        cells.append(
+            CellJob(
+                config_hash(what, 16),
+                cell.base,
+                data_job.path / file,
+                data_job.key,
+                tuple(expert_keys),
+                cell.method.name,
+                cell.method.options,
+                cell.library,
+                max_new,
+                record,
+            )
+        )
+    return Plan(run_name(spec, preset), workdir, datasets, experts, cells)
+
+
+# ---------------------------------------------------------------------------
+# Jobs (module-level functions: Ray ships them to workers by name)
+# ---------------------------------------------------------------------------
+
+
+def build_dataset(job: DatasetJob) -> Path:
+    from loralab.worlds.graph import build_graph
+    from loralab.worlds.setups import build_setup
+    from loralab.worlds.twohop import build_twohop
+
+    s = dict(job.spec)
+    kind = s.pop("kind")
+    if kind == "twohop":
+        build_twohop(
+            job.path,
+            s["variant"],
+            s["triplets"],
+            relations=s["relations"],
+            templates=s["templates"],
+            dev_templates=s["dev_templates"],
+            test_templates=s["test_templates"],
+            seed=s["seed"],
+            overwrite=True,
+        )
+    elif kind == "setup":
+        build_setup(
+            job.path,
+            s["setup"],
+            s["triplets"],
+            bridge_triplets=s["bridge_triplets"],
+            seed=s["seed"],
+            overwrite=True,
+        )
+    else:
+        sizes = {k: s[k] for k in ("paths", "u1", "u2", "u3", "templates", "dev_templates", "test_templates")}
+        build_graph(job.path, s["variant"], seed=s["seed"], overwrite=True, **sizes)
+    return job.path
+
+
+def train_job(job: ExpertJob, threads: int | None = None) -> Path:
+    from loralab.experts.train import train_expert
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return train_expert(
+        job.base, list(job.files), job.path, ExpertConfig(**job.config), job.name, overwrite=True
+    )
+
+
+def evaluate_job(
+    job: CellJob, run: str, expert_paths: list[Path], threads: int | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from loralab.experiments.cell import evaluate_cell
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    cell, rows, _ = evaluate_cell(
+        job.base,
+        job.data,
+        run,
+        expert_paths,
+        job.method,
+        job.options,
+        job.library,
+        job.max_new_tokens,
+        EVAL_BATCH,
+        method_label=job.method,
+    )
+    cell["config"]["cell"] = job.record
+    return cell, rows
+
+
+# ---------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: Path) -> Iterator[None]:
+    """One run at a time per workdir (it owns the temp folders and the store while it runs)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise LoralabError(f"--workdir {workdir}: another loralab run is using it") from None
+        yield
+
+
+def _sweep_partials(workdir: Path) -> int:
+    """Delete the temp folders a killed run left behind; their artifacts are redone."""
+    swept = 0
+    for kind in ("datasets", "experts"):
+        for tmp in (workdir / kind).glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            swept += 1
+    return swept
+
+
+def stored(plan: Plan) -> set[str]:
+    """Keys of this plan's cells already in the store."""
+    from loralab.experiments.store import connect, stored_keys
+
+    if not plan.db.is_file():
+        return set()
+    con = connect(plan.db)
+    try:
+        have = stored_keys(con)
+    finally:
+        con.close()
+    return {c.key for c in plan.cells if c.key in have}
+
+
+def _store(plan: Plan, job: CellJob, cell: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    from loralab.experiments.store import add_cell, connect
+
+    con = connect(plan.db)
+    try:
+        add_cell(con, cell, rows, key=job.key)
+    finally:
+        con.close()
+
+
+def _familiarity(base: str) -> Any:
+    """The base's familiarity probe, when the probes are available (stored in the run's metadata)."""
+    import importlib
+
+    try:
+        probes = importlib.import_module("loralab.probes.familiarity")
+    except ImportError:
+        return None
+    return probes.familiarity_summary(base)
+
+
+def run(
+    spec: ExperimentSpec,
+    workdir: Path,
+    preset: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    console: Console | None = None,
+) -> Plan:
+    """Run (or resume) every missing job of the spec; return the plan (results are in `plan.db`)."""
+    if executor not in ("local", "ray"):
+        raise LoralabError(f"--executor {executor}: choose local or ray")
+    console = console or Console()
+    start = time.time()
+    workdir = Path(workdir)
+    with workdir_lock(workdir):
+        p = plan(spec, workdir, preset)
+        swept = _sweep_partials(workdir)
+        if swept:
+            console.print(f"removed {swept} partial artifact(s) of an interrupted run; they are redone")
+        write_json(p.folder / "spec.json", spec.model_dump())
+        write_json(p.folder / "plan.json", p.to_json())
+        meta_path = p.folder / META
+        meta = read_json(meta_path) if meta_path.is_file() else {"sessions": []}
+        session: dict[str, Any] = {
+            "preset": preset,
+            "executor": executor,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        meta["sessions"].append(session)
+        meta.update(name=spec.name, run=p.run, preset=preset, **provenance())
+        meta["familiarity"] = {b: _familiarity(b) for b in spec.bases}
+        write_json(meta_path, meta)
+        console.print(describe(p), highlight=False)
+        if executor == "ray":
+            from loralab.experiments.ray_executor import execute_ray
+
+            execute_ray(p, address, console)
+        else:
+            execute_local(p, console)
+        session["seconds"] = round(time.time() - start, 1)
+        session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        write_json(meta_path, meta)
+    console.print(f"{p.run}: all {len(p.cells)} cells done in {time.time() - start:.0f} s; results {p.db}")
+    return p
+
+
+def describe(p: Plan) -> str:
+    done_d = sum(d.done() for d in p.datasets.values())
+    done_e = sum(e.done() for e in p.experts.values())
+    done_c = len(stored(p))
+    return (
+        f"{p.run}: datasets {done_d}/{len(p.datasets)}, experts {done_e}/{len(p.experts)}, "
+        f"cells {done_c}/{len(p.cells)} done"
+    )
+
+
+def _stage(
+    console: Console, title: str, jobs: list[Any], work: Callable[[Any], str], total: int | None = None
+) -> None:
+    """Run `jobs` one by one, a progress bar and one log line each (`work` returns the line)."""
+    from loralab.progress import progress
+
+    if not jobs:
+        return
+    with progress() as bar:
+        task = bar.add_task(title, total=len(jobs))
+        for i, job in enumerate(jobs, 1):
+            t0 = time.time()
+            line = work(job)
+            bar.update(task, advance=1)
+            console.print(f"  [{i}/{len(jobs)}] {line} ({time.time() - t0:.0f} s)", highlight=False)
+
+
+def execute_local(p: Plan, console: Console) -> None:
+    """Datasets, then experts, then cells, each skipped when already complete."""
+    _stage(
+        console,
+        "datasets",
+        [d for d in p.datasets.values() if not d.done()],
+        lambda d: f"built {build_dataset(d).name}",
+    )
+    _stage(
+        console,
+        "experts",
+        [e for e in p.experts.values() if not e.done()],
+        lambda e: f"trained {train_job(e).name}",
+    )
+    have = stored(p)
+
+    def evaluate_one(job: CellJob) -> str:
+        cell, rows = evaluate_job(job, p.run, [p.experts[k].path for k in job.experts])
+        _store(p, job, cell, rows)
+        return f"{job.method} on {job.library} ({_where(job)}): {cell['accuracy']:.3f}"
+
+    _stage(console, "cells", [c for c in p.cells if c.key not in have], evaluate_one)
+
+
+def _where(job: CellJob) -> str:
+    point = job.record.get("point") or {}
+    parts = [str(v) for v in point.values()] + [f"seed {job.record['seed']}"]
+    return ", ".join(parts)
+
+
+def load_plan(folder: Path) -> Plan:
+    """The plan a run wrote (for `loralab status` and `loralab report`)."""
+    folder = Path(folder)
+    path = folder / "plan.json"
+    if not path.is_file():
+        raise LoralabError(f"{folder}: not a run folder (no plan.json; runs live in WORKDIR/runs/NAME)")
+    raw = read_json(path)
+    workdir = folder.resolve().parent.parent
+    try:
+        datasets = {
+            d["key"]: DatasetJob(d["key"], d["label"], d["spec"], Path(d["path"])) for d in raw["datasets"]
+        }
+        experts = {
+            e["key"]: ExpertJob(
+                e["key"],
+                e["name"],
+                e["base"],
+                tuple(Path(f) for f in e["files"]),
+                e["config"],
+                tuple(e["datasets"]),
+                Path(e["path"]),
+            )
+            for e in raw["experts"]
+        }
+        cells = [
+            CellJob(
+                c["key"],
+                c["base"],
+                Path(c["data"]),
+                c["dataset"],
+                tuple(c["experts"]),
+                c["method"],
+                c["options"],
+                c["library"],
+                c["max_new_tokens"],
+                c["record"],
+            )
+            for c in raw["cells"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise LoralabError(f"{path}: not a plan written by this loralab ({exc})") from None
+    return Plan(raw["run"], workdir, datasets, experts, cells)
+
+
+def status(folder: Path) -> dict[str, Any]:
+    """What is done and what remains in a run folder."""
+    p = load_plan(folder)
+    have = stored(p)
+    partial = sorted(t.name for kind in ("datasets", "experts") for t in (p.workdir / kind).glob(".tmp-*"))
+    meta_path = p.folder / META
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return {
+        "run": p.run,
+        "datasets": [(d.label, d.done()) for d in p.datasets.values()],
+        "experts": [(f"{e.name} ({e.path.name})", e.done()) for e in p.experts.values()],
+        "cells": [(f"{c.method} on {c.library} ({_where(c)})", c.key in have) for c in p.cells],
+        "partial": partial,
+        "sessions": meta.get("sessions", []),
+    }
