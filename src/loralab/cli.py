@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from loralab.errors import LoralabError
+from loralab.gsm.sandbox_cli import sandbox_app
 
 app = typer.Typer(
     add_completion=False,
@@ -25,6 +26,7 @@ library_app = typer.Typer(no_args_is_help=True, help="Inspect expert libraries."
 app.add_typer(data_app, name="data")
 app.add_typer(base_app, name="base")
 app.add_typer(library_app, name="library")
+app.add_typer(sandbox_app, name="sandbox")
 # a pipe or log file gets wide tables instead of rich's default of 80 columns
 console = Console() if sys.stdout.isatty() else Console(width=160)
 

@@ -1,0 +1,64 @@
+"""`loralab sandbox run FILE.py`: run a file under the sandbox's limits, so users can check them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loralab.errors import LoralabError
+
+sandbox_app = typer.Typer(no_args_is_help=True, help="Run Python code under the sandbox's limits.")
+
+
+@sandbox_app.command("run")
+def run_cmd(
+    file: Annotated[Path, typer.Argument(help="a Python file to run")],
+    timeout: Annotated[float, typer.Option(help="wall-clock limit in seconds")] = 5.0,
+    memory_mb: Annotated[int, typer.Option(help="address-space limit in MiB (RLIMIT_AS)")] = 512,
+    cpu_s: Annotated[int, typer.Option(help="CPU-time limit in whole seconds (RLIMIT_CPU)")] = 2,
+    output_kb: Annotated[int, typer.Option(help="KiB kept of stdout and of stderr; more stops the run")] = 64,
+    site_packages: Annotated[
+        bool, typer.Option(help="let the code import installed packages (read only), e.g. sympy")
+    ] = False,
+) -> None:
+    """Run FILE in the sandbox that tool-integrated reasoning uses (separate process, rlimits, scrubbed
+    environment, private temporary directory, namespaces where available, audit hook; docs/sandbox.md).
+    Prints the program's stdout and stderr, then one line saying which limit, if any, stopped it; the exit
+    status is 1 when one did.
+
+    Example: loralab sandbox run snippet.py --timeout 2 --memory-mb 256 --cpu-s 1
+    """
+    from loralab.gsm.sandbox import Limits, run_code
+
+    if not file.is_file():
+        raise LoralabError(f"{file}: no such file")
+    for flag, value in (("--timeout", timeout), ("--memory-mb", memory_mb), ("--cpu-s", cpu_s)):
+        if value <= 0:
+            raise LoralabError(f"{flag} {value}: must be positive")
+    if memory_mb < 32:
+        raise LoralabError(f"--memory-mb {memory_mb}: a Python interpreter needs at least 32")
+    if output_kb <= 0:
+        raise LoralabError(f"--output-kb {output_kb}: must be positive")
+    try:
+        code = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoralabError(f"{file}: {exc}") from exc
+    limits = Limits(
+        timeout_s=timeout,
+        cpu_s=cpu_s,
+        memory_mb=memory_mb,
+        output_bytes=output_kb * 1024,
+        site_packages=site_packages,
+    )
+    result = run_code(code, limits)
+    sys.stdout.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(result.stderr)
+    if result.truncated:
+        sys.stderr.write(f"\n[output cut at {output_kb} KiB]\n")
+    sys.stderr.write(f"sandbox: {result.summary()}\n")
+    if not result.ok:
+        raise typer.Exit(1)
