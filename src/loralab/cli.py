@@ -580,17 +580,48 @@ def quickstart_cmd(
 
 @app.command("report")
 def report(
-    db: Path,
-    fmt: Annotated[str, typer.Option("--format", help="table, markdown or csv")] = "table",
-    run: Annotated[str | None, typer.Option(help="only this run")] = None,
+    path: Annotated[
+        Path, typer.Argument(help="a run folder (WORKDIR/runs/NAME[.PRESET]) or a results database (.sqlite)")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="run folder: where the report goes (default RUN_FOLDER/report)")
+    ] = None,
+    paper_model: Annotated[
+        str, typer.Option(help="run folder: the paper's model whose numbers stand beside ours")
+    ] = "Qwen2.5-3B-Instruct",
+    fmt: Annotated[str, typer.Option("--format", help="database: table, markdown or csv")] = "table",
+    run: Annotated[str | None, typer.Option(help="database: only this run")] = None,
     by_triplet: Annotated[
-        bool, typer.Option(help="also: two-hop questions by their triplet's one-hop retention, right/wrong")
+        bool, typer.Option(help="database: also two-hop questions by their triplet's retention, right/wrong")
     ] = False,
 ) -> None:
-    """Print the result table of a results database (with retention columns where the cells have them).
+    """Report a run: its table laid out like the paper's (n, 95% interval, seeds pooled, the paper's number
+    beside ours), figures, and metadata, written as report.md, report.csv, report.html and figures/*.png;
+    the Markdown is printed. Given a results database instead, print its cells as one table.
 
-    Example: loralab report loralab-work/results.sqlite --format markdown --by-triplet
+    Example: loralab report loralab-work/runs/bridge-ablation.default
     """
+    if path.is_dir():
+        if fmt != "table" or run is not None or by_triplet:
+            raise LoralabError("--format, --run, --by-triplet: only with a results database, not a folder")
+        from loralab.report.build import build_report, write_report
+        from loralab.report.paper import paper_rows
+
+        if paper_model not in {str(r.get("model")) for r in paper_rows()}:
+            raise LoralabError(f"--paper-model {paper_model}: not a model of the paper's tables")
+        built = build_report(path, paper_model)
+        written = write_report(built, out)
+        sys.stdout.write(built.markdown())
+        files = ", ".join(built.files())
+        console.print(f"{built.progress()}; wrote {written} ({files})", highlight=False, markup=False)
+        return
+    if out is not None:
+        raise LoralabError(f"--out: only with a run folder ({path} is not a folder)")
+    _report_db(path, fmt, run, by_triplet)
+
+
+def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
+    """Print the result table of a results database (with retention columns where the cells have them)."""
     from loralab.evaluate.retention import by_triplet as breakdown
     from loralab.experiments.store import cells, connect, examples
     from loralab.report.table import by_triplet_markdown, markdown, rich_table, to_csv

@@ -1,0 +1,127 @@
+"""The report as one self-contained HTML page: inline CSS, figures as base64 PNG data URIs, no external
+resource of any kind (it opens offline, from a mail attachment, or from a CI artifact)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from loralab.report.paper import source
+
+if TYPE_CHECKING:
+    from loralab.report.build import RunReport
+    from loralab.report.layouts import ReportTable
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+       color: #222; line-height: 1.45; padding: 0 1em; }
+h1 { font-size: 1.6em; border-bottom: 2px solid #4c72b0; padding-bottom: .2em; }
+h2 { font-size: 1.25em; margin-top: 1.8em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
+th { background: #eef2f8; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.paper { color: #555; background: #fafafa; text-align: right; }
+td.pending { color: #b00; }
+caption { caption-side: bottom; text-align: left; color: #555; font-size: .85em; padding-top: .4em; }
+.progress { padding: .5em .8em; border-radius: 4px; background: #e8f4ea; }
+.progress.partial { background: #fdecea; }
+dl { display: grid; grid-template-columns: max-content auto; gap: .2em 1em; }
+dt { font-weight: 600; } dd { margin: 0; }
+figure { margin: 1em 0; } figcaption { color: #555; font-size: .85em; }
+img { max-width: 100%; border: 1px solid #ddd; }
+pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: .85em; }
+"""
+
+
+def _table(table: ReportTable) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.header)
+    rows = []
+    for line in table.body:
+        cells = []
+        for i, (header, text) in enumerate(zip(table.header, line, strict=True)):
+            kind = "" if i < table.row_dims else "paper" if header.endswith(": paper") else "num"
+            if text == "pending":
+                kind = "pending"
+            cls = f' class="{kind}"' if kind else ""
+            cells.append(f"<td{cls}>{escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f"<h2>{escape(table.title)}</h2>\n<table>\n<caption>{escape(table.caption)}</caption>\n"
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
+    )
+
+
+def _figure(name: str, png: bytes, title: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img alt="{escape(title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{escape(title)} ({escape(name)})</figcaption></figure>"
+    )
+
+
+def _definitions(items: list[tuple[str, Any]]) -> str:
+    return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items) + "</dl>"
+
+
+def _sessions(sessions: list[dict[str, Any]]) -> str:
+    if not sessions:
+        return "<p>No session recorded.</p>"
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{escape(str(s.get(k, '')))}</td>" for k in ("started", "finished", "preset", "executor")
+        )
+        + f'<td class="num">{escape(str(s.get("seconds", "interrupted or running")))}</td></tr>'
+        for s in sessions
+    )
+    head = "".join(f"<th>{h}</th>" for h in ("started", "finished", "preset", "executor", "seconds"))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def render_html(report: RunReport) -> str:
+    """The whole page as a string."""
+    from loralab.report.build import FIGURE_TITLES
+
+    meta = report.meta
+    status = "progress" if report.complete else "progress partial"
+    run_items: list[tuple[str, Any]] = [
+        ("run", report.run),
+        ("experiment", report.experiment),
+        ("preset", meta.get("preset") or "-"),
+        ("run folder", report.folder),
+        ("workdir", report.workdir),
+        ("wall time", report.wall_time()),
+        ("paper numbers", f"{source()}; reference model {report.model}"),
+    ]
+    provenance: list[tuple[str, Any]] = [
+        (k, meta[k])
+        for k in ("loralab", "git_revision", "torch", "transformers", "peft", "python", "created")
+        if k in meta
+    ]
+    familiarity = {b: f for b, f in (meta.get("familiarity") or {}).items() if f is not None}
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>loralab report: {escape(report.run)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>loralab report: {escape(report.run)}</h1>",
+        f'<p class="{status}">{escape(report.progress())}</p>',
+        *(_table(t) for t in report.tables),
+        *(_figure(name, png, FIGURE_TITLES.get(name, name)) for name, png in report.figures.items()),
+        "<h2>Run</h2>",
+        _definitions(run_items),
+        "<h2>Sessions</h2>",
+        _sessions(meta.get("sessions", [])),
+        "<h2>Provenance</h2>",
+        _definitions(provenance) if provenance else "<p>No meta.json in the run folder.</p>",
+    ]
+    if familiarity:
+        parts += [
+            "<h2>Familiarity of the base model(s)</h2>",
+            f"<pre>{escape(json.dumps(familiarity, indent=2, sort_keys=True, default=str))}</pre>",
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,536 @@
+"""Report tables laid out like the paper's, one layout per experiment name, drawn from one tidy table.
+
+`pool` turns a run's plan and its stored cells into *groups*: one per cell of the plan with the seed left
+out. A group pools its seeds: correct answers and questions are summed over the seeds that are done, and the
+95% interval is the Wilson interval of the pooled counts (`loralab.evaluate.score.wilson`, the one every
+stored cell uses); retention rates pool the same way. Only cells of the plan count: a stored cell of an
+older spec with the same name is not in the plan, so it is not in the report.
+
+A `Layout` says which properties of a group make a table's rows and which its columns. `LAYOUTS` holds the
+paper's tables by experiment name; any other experiment gets `generic` (rows: grid point and library,
+columns: method). Whatever else varies in a run (base, library, targets, evaluation) becomes another row
+column, and what holds one value goes into the caption, so a table is never ambiguous. Beside each of our
+numbers, where the paper has the same cell (`loralab.report.paper`), the paper's number for one reference
+model (default Qwen2.5-3B-Instruct; a table that lacks it falls back to its own model, named in the cell).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loralab.artifacts import config_hash
+from loralab.evaluate.retention import Rate
+from loralab.evaluate.score import wilson
+from loralab.report.paper import DEFAULT_MODEL, TARGETS_LABEL, PaperMatch, paper_match
+from loralab.report.table import RETENTION
+
+if TYPE_CHECKING:
+    from loralab.experiments.runner import CellJob, Plan
+
+
+@dataclass
+class Group:
+    """One entry of a report table: a cell of the plan, pooled over its seeds."""
+
+    base: str
+    record: dict[str, Any]  # the plan's record of its first seed
+    seeds: list[int] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)
+    correct: int = 0
+    n: int = 0
+    metrics: dict[str, Rate] = field(default_factory=dict)
+    dataset: str = ""
+    paper: PaperMatch | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        return wilson(self.correct, self.n) if self.n else None
+
+    def ours(self) -> str:
+        """``acc [lo, hi] n=N`` in percent, with the seeds when some are missing; ``pending`` before any."""
+        if not self.done:
+            return "pending"
+        ci = self.ci or (0.0, 0.0)
+        acc = self.accuracy or 0.0
+        text = f"{100 * acc:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] n={self.n}"
+        if len(self.done) < len(self.seeds):
+            text += f" ({len(self.done)}/{len(self.seeds)} seeds)"
+        return text
+
+    def paper_text(self, model: str) -> str:
+        if self.paper is None:
+            return ""
+        found, value = self.paper.value(model)
+        return f"{value:g}" if found == model else f"{value:g} ({found})"
+
+
+def _group_key(job: CellJob) -> str:
+    record = {k: v for k, v in job.record.items() if k != "seed"}
+    record["datasets"] = {
+        name: {k: v for k, v in spec.items() if k != "seed"}
+        for name, spec in record.get("datasets", {}).items()
+    }
+    return config_hash({"base": job.base, "record": record}, 16)
+
+
+def _trained(job: CellJob, plan: Plan) -> list[list[str]]:
+    """Per member, its training files: by name when in the evaluated dataset's folder, else FOLDER/NAME."""
+    data = plan.datasets.get(job.dataset)
+    here = data.path if data is not None else Path(job.data).parent
+    return [
+        [
+            f.name if Path(f).parent == here else f"{Path(f).parent.name}/{f.name}"
+            for f in plan.experts[k].files
+        ]
+        for k in job.experts
+        if k in plan.experts
+    ]
+
+
+def pool(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Group]:
+    """The plan's cells grouped over seeds (in plan order), with the stored rows (by key) of those done."""
+    groups: dict[str, Group] = {}
+    for job in plan.cells:
+        key = _group_key(job)
+        if key not in groups:
+            groups[key] = Group(job.base, job.record, paper=paper_match(job.record, _trained(job, plan)))
+        group = groups[key]
+        seed = int(job.record.get("seed", 0))
+        if seed in group.seeds:
+            continue
+        group.seeds.append(seed)
+        row = stored.get(job.key)
+        if row is None:
+            continue
+        group.done.append(seed)
+        group.correct += int(row["correct"])
+        group.n += int(row["n"])
+        group.dataset = group.dataset or str(row.get("dataset", ""))
+        for name, rate in (row.get("metrics") or {}).items():
+            old = group.metrics.get(name, Rate(0, 0))
+            group.metrics[name] = Rate(old.k + rate.k, old.n + rate.n)
+    return list(groups.values())
+
+
+# ---------------------------------------------------------------------------
+# What a group is, in words
+# ---------------------------------------------------------------------------
+
+Dim = tuple[str, Callable[[Group], str]]
+METHOD_NAMES = {
+    "uniform": "Uniform",
+    "arrow": "Arrow",
+    "ties": "TIES",
+    "cat_learned": "CAT (learned)",
+    "oracle": "Expert alone",
+    "base": "Base model",
+}
+
+
+def eval_data(g: Group) -> dict[str, Any]:
+    """The dataset spec of the group's evaluation."""
+    ev = g.record.get("evaluation", {})
+    data: dict[str, Any] = g.record.get("datasets", {}).get(ev.get("dataset"), {})
+    return data
+
+
+def setup_label(g: Group) -> str:
+    """``Setup 2`` for setup-2, ``FF`` for familiarity-FF; a two-hop or graph dataset by its variant."""
+    data = eval_data(g)
+    name = str(data.get("setup", ""))
+    if name.startswith("setup-"):
+        return f"Setup {name.removeprefix('setup-')}"
+    if name.startswith("familiarity-"):
+        return name.removeprefix("familiarity-")
+    return str(data.get("variant", name or "-"))
+
+
+def mixture(g: Group, expert: str) -> str:
+    """The paper's notation of what `expert` trains on in the group's setup (R1 + F1 + F2 + F12 CoT (B_F))."""
+    from loralab.worlds.setups import SETUPS, mixture_notation
+
+    setup = SETUPS.get(str(eval_data(g).get("setup", "")))
+    if setup is None or expert not in setup.experts:
+        return "-"
+    return mixture_notation(setup.experts[expert])
+
+
+def targets_label(g: Group) -> str:
+    targets = g.record.get("targets", {})
+    kinds = set(targets.values())
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        return TARGETS_LABEL.get(kind, kind)
+    return ", ".join(f"{m}: {t}" for m, t in targets.items()) or "-"
+
+
+def method_label(g: Group) -> str:
+    name = str(g.record.get("method", "-"))
+    return METHOD_NAMES.get(name, name)
+
+
+def options_label(g: Group) -> str:
+    options = g.record.get("options") or {}
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "-"
+
+
+def library_label(g: Group) -> str:
+    return str(g.record.get("library", "-"))
+
+
+def eval_label(g: Group) -> str:
+    ev = g.record.get("evaluation", {})
+    return f"{ev.get('dataset')} {ev.get('split')}, {ev.get('prompting')} ({ev.get('file')})"
+
+
+def point_label(g: Group) -> str:
+    """The grid point's scalar values, ``setup=setup-2``; structured values are shown by other columns."""
+    point = g.record.get("point") or {}
+    parts = [f"{path.split('.')[-1]}={v}" for path, v in point.items() if not isinstance(v, dict | list)]
+    return ", ".join(parts) or "-"
+
+
+def point_json(g: Group) -> str:
+    return json.dumps(g.record.get("point") or {}, sort_keys=True)
+
+
+def graph_label(g: Group) -> str:
+    return f"{str(eval_data(g).get('variant', '-')).capitalize()} graphs"
+
+
+def base_label(g: Group) -> str:
+    return g.base
+
+
+def evaluated_label(g: Group) -> str:
+    """Table 7/8's row: the familiarity dataset (Table 7) or Setup 1 / 2 (Table 8)."""
+    data = eval_data(g)
+    name = str(data.get("setup", ""))
+    if name.startswith("familiarity-"):
+        return f"{name.removeprefix('familiarity-')} (Table 7)"
+    return f"{setup_label(g)} (Table 8)" if name.startswith("setup-") else setup_label(g)
+
+
+# ---------------------------------------------------------------------------
+# Layouts
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Rows and columns of one paper table; `x` is what a group is called on a figure's axis."""
+
+    name: str
+    title: str
+    caption: str
+    rows: tuple[Dim, ...]
+    column: Dim
+    x: Callable[[Group], str]
+    paper: bool = True
+
+
+BRIDGE = Layout(
+    "bridge",
+    "Table 1 / Table 9: bridge ablation, two-hop accuracy (%) of the 2-combination library",
+    "Rows as in the paper's Table 9 (Table 1 is its Arrow column); the paper has no Setup 1 row there, so "
+    "Setup 1 and any target other than MLP compare with Table 8.",
+    (
+        ("Setup", setup_label),
+        ("LoRA 1", lambda g: mixture(g, "lora1")),
+        ("LoRA 2", lambda g: mixture(g, "lora2")),
+    ),
+    ("Method", method_label),
+    setup_label,
+)
+FIGURE2 = Layout(
+    "figure2",
+    "Figure 2 / Table 8: the bridge with the other familiarity, two-hop accuracy (%) of the 2-combination library",
+    "Setup 1 trains on F_i + B_R and is evaluated on F12, Setup 2 on R_i + B_F and R12; the paper's numbers "
+    "are Table 8's MLP columns (Figure 2's bars), Setup 2's also Table 9's.",
+    BRIDGE.rows,
+    BRIDGE.column,
+    BRIDGE.x,
+)
+FAMILIARITY = Layout(
+    "familiarity",
+    "Table 6: familiarity (FF, HH, RR) x library, two-hop accuracy (%)",
+    "Rows: dataset and library as in the paper's Table 6 (its libraries are columns there); the oracle and "
+    "mixed two-hop experts are single experts, the paper's numbers for them are method-independent.",
+    (("Dataset", setup_label), ("Library", library_label)),
+    ("Method", method_label),
+    setup_label,
+)
+TARGETS = Layout(
+    "targets",
+    "Tables 7 and 8: LoRA targets (MLP, attention, both), two-hop accuracy (%)",
+    "FF rows compare with Table 7 (the paper's only model there is Qwen2.5-14B-Instruct), Setup 1 and 2 rows "
+    "with Table 8.",
+    (("Evaluated on", evaluated_label), ("Targets", targets_label), ("Library", library_label)),
+    ("Method", method_label),
+    lambda g: f"{setup_label(g)} {targets_label(g)}",
+)
+GRAPH = Layout(
+    "graph",
+    "Table 11: graph benchmark (10 LoRAs, held-out Rel1->Rel2), accuracy (%)",
+    "Columns as in the paper's Table 11: disjoint and shared graphs.",
+    (("Method", method_label),),
+    ("Graph", graph_label),
+    graph_label,
+)
+ROUTINGS = Layout(
+    "routings",
+    "Table 10: 2-combination routings on RR, accuracy (%)",
+    "Rows as in the paper's Table 10 (its only model is LLaMA-7B); learned CAT fits its weights on half of "
+    "the R12 triplets and every method is tested on the other half.",
+    (("Routing", method_label),),
+    ("Library", library_label),
+    method_label,
+)
+GENERIC = Layout(
+    "generic",
+    "Results, accuracy (%)",
+    "Rows: grid point and library; columns: method.",
+    (("Grid point", point_label), ("Library", library_label)),
+    ("Method", method_label),
+    lambda g: point_label(g) if point_label(g) != "-" else library_label(g),
+    paper=False,
+)
+LAYOUTS: dict[str, Layout] = {
+    "bridge-ablation": BRIDGE,
+    "figure2": FIGURE2,
+    "table6-familiarity": FAMILIARITY,
+    "table7-8-targets": TARGETS,
+    "table10-routings": ROUTINGS,
+    "table11-graph": GRAPH,
+}
+"""Experiment name -> its paper table's layout (any other name: GENERIC)."""
+
+
+def layout_for(experiment: str) -> Layout:
+    return LAYOUTS.get(experiment, GENERIC)
+
+
+# dims added when they vary (and named in the caption when they do not), then ones that only break ties
+_VARYING: tuple[Dim, ...] = (
+    ("Base", base_label),
+    ("Library", library_label),
+    ("Targets", targets_label),
+    ("Evaluation", eval_label),
+)
+_TIES: tuple[Dim, ...] = (("Method", method_label), ("Options", options_label), ("Grid point", point_json))
+
+
+@dataclass
+class ReportTable:
+    """One table of the report: display cells (Markdown, HTML) over the groups it was drawn from."""
+
+    title: str
+    caption: str
+    header: list[str]
+    body: list[list[str]]
+    groups: list[Group]
+    row_dims: int  # the first `row_dims` columns name the row
+
+    def markdown(self) -> str:
+        def line(cells: Sequence[str]) -> str:
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+        lines = [f"### {self.title}", "", line(self.header), "|" + "---|" * len(self.header)]
+        lines += [line(r) for r in self.body]
+        return "\n".join([*lines, "", self.caption, ""])
+
+
+def _dims(layout: Layout, groups: Sequence[Group]) -> tuple[list[Dim], list[str]]:
+    """The row dims (the layout's, what else varies, tie-breakers) and caption notes for what is constant."""
+    dims = [(h, fn) for h, fn in layout.rows if any(fn(g) != "-" for g in groups) or not groups]
+    taken = {h for h, _ in layout.rows} | {layout.column[0]}
+    notes = []
+    for header, fn in _VARYING:
+        if header in taken:
+            continue
+        values = list(dict.fromkeys(fn(g) for g in groups))
+        if len(values) > 1:
+            dims.append((header, fn))
+        elif values:
+            notes.append(f"{header.lower()}: {values[0]}")
+    for header, fn in _TIES:
+        keys = [(tuple(f(g) for _, f in dims), layout.column[1](g)) for g in groups]
+        if len(set(keys)) == len(keys):
+            break
+        if header not in taken:
+            dims.append((header, fn))
+    return dims, notes
+
+
+def _seed_note(groups: Sequence[Group]) -> str:
+    seeds = sorted({s for g in groups for s in g.seeds})
+    pooled = "pooled over seeds" if len(seeds) > 1 else "of seed"
+    return (
+        f"Ours: accuracy [95% Wilson interval] and n questions, {pooled} {', '.join(map(str, seeds))} "
+        "(correct answers and n summed over the seeds, the interval of the pooled counts)."
+    )
+
+
+def _paper_note(groups: Sequence[Group], model: str) -> str:
+    tables = sorted({g.paper.table for g in groups if g.paper}, key=int)
+    if not tables:
+        return ""
+    listed = ", ".join(f"Table {t}" for t in tables)
+    return (
+        f"Paper: the published accuracy (%) of {model} ({listed} of arXiv 2506.13479; another model is "
+        "named where the table lacks this one); every model's number is in report.csv."
+    )
+
+
+def build_table(layout: Layout, groups: Sequence[Group], model: str = DEFAULT_MODEL) -> ReportTable:
+    """Pivot the groups into the layout's rows and columns, the paper's number beside ours."""
+    dims, notes = _dims(layout, groups)
+    col_fn = layout.column[1]
+    rows: dict[tuple[str, ...], dict[str, Group]] = {}
+    columns: list[str] = []
+    for g in groups:
+        rows.setdefault(tuple(fn(g) for _, fn in dims), {})[col_fn(g)] = g
+        if col_fn(g) not in columns:
+            columns.append(col_fn(g))
+    with_paper = {c for c in columns if layout.paper and any(r.get(c) and r[c].paper for r in rows.values())}
+    header = [h for h, _ in dims]
+    for c in columns:
+        header += [c, f"{c}: paper"] if c in with_paper else [c]
+    body = []
+    for key, cells in rows.items():
+        line = list(key)
+        for c in columns:
+            found = cells.get(c)
+            line.append(found.ours() if found else "-")
+            if c in with_paper:
+                line.append(found.paper_text(model) if found else "")
+        body.append(line)
+    parts = [layout.caption]
+    if notes:
+        parts.append("Same in every row: " + "; ".join(notes) + ".")
+    parts += [_seed_note(groups), _paper_note(groups, model) if with_paper else ""]
+    return ReportTable(layout.title, " ".join(p for p in parts if p), header, body, list(groups), len(dims))
+
+
+def retention_table(layout: Layout, groups: Sequence[Group]) -> ReportTable | None:
+    """Per group: one-hop retention and two-hop accuracy given both hops kept (None without such metrics)."""
+    keys = [k for k in RETENTION if any(k in g.metrics for g in groups)]
+    if not keys:
+        return None
+    dims, _ = _dims(layout, groups)
+    dims.insert(len(layout.rows), layout.column)
+    header = [h for h, _ in dims] + [RETENTION[k] for k in keys]
+    body = []
+    for g in groups:
+        if not g.done:
+            continue
+        rates = [g.metrics.get(k) for k in keys]
+        body.append(
+            [fn(g) for _, fn in dims]
+            + [
+                ("-" if r is None or r.value is None else f"{100 * r.value:.1f}") + f" (n={r.n if r else 0})"
+                for r in rates
+            ]
+        )
+    caption = (
+        "Retention (evaluate/retention.py): the held-out one-hop questions of the same triplets, in %; a hop is "
+        "kept for a triplet when all its questions are answered; two-hop given both kept isolates composition. "
+        "Counts pooled over seeds like the main table."
+    )
+    return ReportTable(
+        "Retention: forgotten or not composed?", caption, header, body, list(groups), len(dims)
+    )
+
+
+# ---------------------------------------------------------------------------
+# The tidy table (CSV), the source of every other view
+# ---------------------------------------------------------------------------
+
+TIDY = (
+    "experiment",
+    "base",
+    "grid_point",
+    "library",
+    "members",
+    "targets",
+    "method",
+    "options",
+    "eval_dataset",
+    "eval_split",
+    "prompting",
+    "eval_file",
+    "dataset",
+    "seeds",
+    "seeds_done",
+    "n",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+)
+
+
+def _f(x: float | None) -> str:
+    return "" if x is None else f"{x:.4f}"
+
+
+def to_csv(groups: Sequence[Group], model: str = DEFAULT_MODEL) -> str:
+    """One row per group: what it is, our pooled numbers, retention, and the paper's (fractions, not %)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    paper_cols = ["paper_table", "paper_model", "paper_accuracy", "paper_min", "paper_max", "paper_models"]
+    retention = [f"{k}{part}" for k in RETENTION for part in ("", "_n")]
+    writer.writerow([*TIDY, *retention, *paper_cols])
+    for g in groups:
+        rec, ev = g.record, g.record.get("evaluation", {})
+        ci = g.ci or (None, None)
+        row = [
+            rec.get("experiment", ""),
+            g.base,
+            point_json(g),
+            library_label(g),
+            "+".join(rec.get("members", [])),
+            targets_label(g),
+            rec.get("method", ""),
+            json.dumps(rec.get("options") or {}, sort_keys=True),
+            ev.get("dataset", ""),
+            ev.get("split", ""),
+            ev.get("prompting", ""),
+            ev.get("file", ""),
+            g.dataset,
+            " ".join(map(str, g.seeds)),
+            " ".join(map(str, g.done)),
+            g.n,
+            g.correct,
+            _f(g.accuracy),
+            _f(ci[0]),
+            _f(ci[1]),
+        ]
+        for k in RETENTION:
+            rate = g.metrics.get(k)
+            row += ["", ""] if rate is None else [_f(rate.value), rate.n]
+        if g.paper is None:
+            row += [""] * len(paper_cols)
+        else:
+            found, value = g.paper.value(model)
+            values = g.paper.values.values()
+            row += [
+                g.paper.table,
+                found,
+                _f(value / 100),
+                _f(min(values) / 100),
+                _f(max(values) / 100),
+                len(g.paper.values),
+            ]
+        writer.writerow(row)
+    return buf.getvalue()
