@@ -31,7 +31,18 @@ def seeds_run(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     work = tmp_path_factory.mktemp("seeds")
     with pytest.MonkeyPatch.context() as mp:
         assert (
-            run_cli(["run", str(SPECS / "report-seeds.yaml"), "--preset", "test", "--workdir", str(work)], mp)
+            run_cli(
+                [
+                    "run",
+                    str(SPECS / "report-seeds.yaml"),
+                    "--preset",
+                    "test",
+                    "--workdir",
+                    str(work),
+                    "--no-probe",
+                ],
+                mp,
+            )
             == 0
         )
     return work
@@ -44,7 +55,16 @@ def bridge_report(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with pytest.MonkeyPatch.context() as mp:
         assert (
             run_cli(
-                ["run", str(SPECS / "report-bridge.yaml"), "--preset", "test", "--workdir", str(work)], mp
+                [
+                    "run",
+                    str(SPECS / "report-bridge.yaml"),
+                    "--preset",
+                    "test",
+                    "--workdir",
+                    str(work),
+                    "--no-probe",
+                ],
+                mp,
             )
             == 0
         )
@@ -162,7 +182,10 @@ def test_only_the_plans_cells_count(
             "  - name: ties\n    options: {density: 0.5}\n", ""
         )
     )
-    assert run_cli(["run", str(spec), "--preset", "test", "--workdir", str(work)], monkeypatch) == 0
+    assert (
+        run_cli(["run", str(spec), "--preset", "test", "--workdir", str(work), "--no-probe"], monkeypatch)
+        == 0
+    )
     assert len(_stored(work)) == 4  # the older cells are still in the store ...
     out = _report(work / "runs" / "report-seeds.test", monkeypatch, capsys)
     rows = _table(out, "Results")  # ... but not in the report
@@ -185,7 +208,8 @@ def test_a_run_with_missing_cells_says_how_to_finish(
     write_json(p.folder / "plan.json", p.to_json())
     out = _report(p.folder, monkeypatch, capsys)
     assert (
-        f"4 of 6 cells done (run `loralab run SPEC --preset test --workdir {work.resolve()}` to finish" in out
+        f"4 of 6 cells done (run `loralab run {SPECS / 'report-seeds.yaml'} --preset test --workdir "
+        f"{work.resolve()}` to finish)" in out
     )
     assert all(cell.endswith("(2/3 seeds)") for cell in _table(out, "Results")[1][1:])
 

@@ -105,7 +105,13 @@ def test_setup_8_at_full_size(tmp_path: Path) -> None:
         "ac_cot.dev.jsonl": 200,
         "ac.test.jsonl": 200,
         "ac.dev.jsonl": 200,
+        # the evaluated R dataset's held-out one-hop questions (100 triplets x 2 templates), for retention
+        "ab.test.jsonl": 200,
+        "ab.dev.jsonl": 200,
+        "bc.test.jsonl": 200,
+        "bc.dev.jsonl": 200,
     }
+    assert {r["source"] for r in _rows(out / "ab.test.jsonl")} == {"R1"}
     sources = {e: {r["source"] for r in _rows(out / f"{e}.train.jsonl")} for e in ("lora1", "lora2")}
     assert sources == {"lora1": {"R1", "F1", "F4", "F14 CoT"}, "lora2": {"R2", "F5", "F2", "F52 CoT"}}
     relations = {r["relation"] for e in ("lora1", "lora2") for r in _rows(out / f"{e}.train.jsonl")}
@@ -117,7 +123,7 @@ def test_setup_8_at_full_size(tmp_path: Path) -> None:
         "files": ["ac_cot.test.jsonl"],
         "notation": "R12 CoT",
     }
-    assert card["splits"]["train"]["rows"] == 36800 and card["splits"]["test"]["rows"] == 400
+    assert card["splits"]["train"]["rows"] == 36800 and card["splits"]["test"]["rows"] == 4 * 200
     # the evaluated dataset is `loralab data twohop --variant RR --triplets 100 --seed 0`, row for row
     twohop = build_twohop(tmp_path / "rr", "RR", 100, seed=0)
     strip = ("dataset", "source")

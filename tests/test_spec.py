@@ -172,7 +172,7 @@ def test_preset_resizes(tmp_path: Path) -> None:
     assert paper.datasets["rr"].triplets == 100 and paper.bases == ["default", "test"]  # type: ignore[union-attr]
     assert {e.lora.epochs for e in paper.experts.values()} == {5}
     default = apply_preset(spec, "default")
-    assert default.datasets["rr"].triplets == 30 and default.experts["ab"].lora.epochs is None  # type: ignore[union-attr]
+    assert default.datasets["rr"].triplets == 20 and default.experts["ab"].lora.epochs is None  # type: ignore[union-attr]
     assert apply_preset(spec, None) is spec
     with pytest.raises(LoralabError, match="--preset huge"):
         apply_preset(spec, "huge")

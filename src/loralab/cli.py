@@ -739,6 +739,9 @@ def run_cmd(
     workdir: Workdir = Path("loralab-work"),
     executor: Annotated[str, typer.Option(help="local (one process) or ray")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start one)")] = None,
+    probe: Annotated[
+        bool, typer.Option(help="store the base's familiarity probe in the run's metadata (cached per base)")
+    ] = True,
 ) -> None:
     """Run an experiment: build its datasets, train its experts, evaluate every cell; resume where it stopped.
 
@@ -754,7 +757,7 @@ def run_cmd(
     loaded = load_spec(spec, preset)
     if address is not None and executor != "ray":
         raise LoralabError("--address: only with --executor ray")
-    plan = run(loaded, workdir, preset, executor, address, console)
+    plan = run(loaded, workdir, preset, executor, address, console, probe, str(spec))
     console.print(f"report: loralab report {plan.folder}", highlight=False)
 
 

@@ -1,6 +1,6 @@
 """The Ray executor: experts and cells as Ray tasks, scheduled as soon as their inputs exist.
 
-The driver builds the datasets (seconds of CPU), then submits every missing expert as a task that declares
+The plan has built the datasets (seconds of CPU); the driver submits every missing expert as a task that declares
 one CPU (and one GPU when the cluster has GPUs). Each cell waiting on experts is submitted the moment the
 last of them is trained. Tasks write only their own artifacts (expert folders, atomically, on a filesystem
 the cluster shares); a cell task returns its rows and the driver alone writes the results store, so there
@@ -27,7 +27,6 @@ from loralab.experiments.runner import (
     Plan,
     _store,
     _where,
-    build_dataset,
     evaluate_job,
     stored,
     train_job,
@@ -70,9 +69,6 @@ def execute_ray(p: Plan, address: str | None, console: Console) -> None:
 
 
 def _schedule(p: Plan, ray: Any, console: Console) -> None:
-    for d in p.datasets.values():
-        if not d.done():
-            console.print(f"  built {build_dataset(d).name}", highlight=False)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     train = ray.remote(num_cpus=CPUS_PER_TASK, num_gpus=gpus, max_retries=0)(_timed_train)
     evaluate = ray.remote(num_cpus=CPUS_PER_TASK, num_gpus=gpus, max_retries=0)(_timed_evaluate)

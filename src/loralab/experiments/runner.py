@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import shutil
 import time
@@ -38,7 +39,7 @@ from typing import Any
 
 from rich.console import Console
 
-from loralab.artifacts import META, config_hash, provenance, read_json, write_json
+from loralab.artifacts import META, atomic_dir, config_hash, provenance, read_json, write_json
 from loralab.errors import LoralabError
 from loralab.experiments.spec import (
     ExperimentSpec,
@@ -157,9 +158,29 @@ def _generator(data: Any) -> str:
     return str(module.GENERATOR_VERSION)
 
 
-def plan(spec: ExperimentSpec, workdir: Path, preset: str | None = None) -> Plan:
-    """Every job the spec needs, deduplicated by content."""
+def _file_hash(path: Path, cache: dict[Path, str]) -> str:
+    if path not in cache:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        cache[path] = digest.hexdigest()
+    return cache[path]
+
+
+def plan(
+    spec: ExperimentSpec,
+    workdir: Path,
+    preset: str | None = None,
+    on_build: Callable[[DatasetJob], None] | None = None,
+) -> Plan:
+    """Every job the spec needs, deduplicated by content.
+
+    Datasets are built here when missing (`on_build` is told first): an expert's hash is that of its
+    training files' bytes, so two setups whose mixtures coincide (setup-0's LoRA 1 and setup-5's) share one
+    expert."""
     workdir = Path(workdir)
+    hashes: dict[Path, str] = {}
     datasets: dict[str, DatasetJob] = {}
     experts: dict[str, ExpertJob] = {}
     cells: list[CellJob] = []
@@ -173,23 +194,31 @@ def plan(spec: ExperimentSpec, workdir: Path, preset: str | None = None) -> Plan
             key = config_hash({"spec": resolved, "generator": _generator(data)})
             label = _dataset_label(data, seed)
             job = DatasetJob(key, label, resolved, workdir / "datasets" / f"{label}-{key}")
-            datasets.setdefault(key, job)
+            if key not in datasets:
+                datasets[key] = job
+                if not job.done():
+                    if on_build:
+                        on_build(job)
+                    try:
+                        build_dataset(job)
+                    except ValueError as exc:  # sizes the generator cannot satisfy
+                        raise LoralabError(f"datasets.{name} ({label}): {exc}") from None
             data_keys[name] = datasets[key]
         base_id = bases[cell.base]
         expert_keys = []
-        for member in s.libraries[cell.library]:
+        for member in s.members(cell.library):
             expert = s.experts[member]
             config = expert.lora.model_copy(update={"seed": cell.seed}).model_dump()
-            parts = [(data_keys[p.dataset].key, p.filename) for p in expert.train]
-            key = config_hash({"base": base_id, "train": parts, "lora": config})
             files = tuple(data_keys[p.dataset].path / p.filename for p in expert.train)
+            content = [_file_hash(f, hashes) for f in files]
+            key = config_hash({"base": base_id, "train": content, "lora": config})
             expert_job = ExpertJob(
                 key,
                 member,
                 cell.base,
                 files,
                 config,
-                tuple(dict.fromkeys(k for k, _ in parts)),
+                tuple(dict.fromkeys(data_keys[p.dataset].key for p in expert.train)),
                 workdir / "experts" / f"{member}-{key}",
             )
             experts.setdefault(key, expert_job)
@@ -197,13 +226,27 @@ def plan(spec: ExperimentSpec, workdir: Path, preset: str | None = None) -> Plan
         ev = cell.evaluation
         data_job = data_keys[ev.dataset]
         file = eval_file(ev, s.datasets[ev.dataset])
+        eval_path = data_job.path / file
+        if ev.triplets != "all":
+            eval_path = _subset(workdir, data_job, file, ev.triplets, with_retention=True) / file
+        options = {
+            k: str(_subset(workdir, data_keys[v["dataset"]], v["file"], v.get("triplets", "all")) / v["file"])
+            if isinstance(v, dict)
+            else v
+            for k, v in cell.method.options.items()
+        }
         max_new = MAX_NEW_TOKENS[ev.prompting]
         what = {
             "base": base_id,
             "experts": expert_keys,
             "method": cell.method.name,
-            "options": cell.method.options,
-            "data": [data_job.key, file],
+            "options": {
+                k: [data_keys[v["dataset"]].key, v["file"], v.get("triplets", "all")]
+                if isinstance(v, dict)
+                else v
+                for k, v in cell.method.options.items()
+            },
+            "data": [data_job.key, file, ev.triplets],
             "decoding": {"max_new_tokens": max_new, "batch": EVAL_BATCH, "evaluator": EVALUATOR_VERSION},
         }
         record = {
@@ -211,8 +254,8 @@ def plan(spec: ExperimentSpec, workdir: Path, preset: str | None = None) -> Plan
             "point": cell.point,
             "seed": cell.seed,
             "library": cell.library,
-            "members": s.libraries[cell.library],
-            "targets": {m: s.experts[m].lora.targets for m in s.libraries[cell.library]},
+            "members": s.members(cell.library),
+            "targets": {m: s.experts[m].lora.targets for m in s.members(cell.library)},
             "method": cell.method.name,
             "options": cell.method.options,
             "evaluation": {**ev.model_dump(), "file": file},
@@ -222,17 +265,47 @@ def plan(spec: ExperimentSpec, workdir: Path, preset: str | None = None) -> Plan
             CellJob(
                 config_hash(what, 16),
                 cell.base,
-                data_job.path / file,
+                eval_path,
                 data_job.key,
                 tuple(expert_keys),
                 cell.method.name,
-                cell.method.options,
+                options,
                 cell.library,
                 max_new,
                 record,
             )
         )
     return Plan(run_name(spec, preset), workdir, datasets, experts, cells)
+
+
+def _subset(workdir: Path, data: DatasetJob, file: str, triplets: str, with_retention: bool = False) -> Path:
+    """A folder with `file` of a dataset cut to the first or second half of its triplet ids (and, for a
+    two-hop evaluation file, its one-hop siblings cut alike, for retention); written once, atomically."""
+    from loralab.experiments.cell import retention_files
+    from loralab.worlds.jsonl import read_jsonl, write_jsonl
+
+    if triplets == "all":
+        return data.path
+    files = [data.path / file]
+    if with_retention:
+        files += retention_files(data.path / file)
+    names = [f.name for f in files]
+    key = config_hash({"dataset": data.key, "files": names, "triplets": triplets})
+    folder = workdir / "subsets" / f"{data.label}-{triplets}-{key}"
+    if (folder / META).is_file():
+        return folder
+    with atomic_dir(folder, overwrite=True) as tmp:
+        for f in files:
+            rows = read_jsonl(f)
+            if any("triplet" not in r for r in rows):
+                raise LoralabError(f"{f}: rows without a triplet id cannot be cut into halves")
+            ids = sorted({r["triplet"] for r in rows})
+            first = set(ids[: (len(ids) + 1) // 2])
+            keep = [r for r in rows if (r["triplet"] in first) == (triplets == "first-half")]
+            write_jsonl(tmp / f.name, keep)
+        meta = read_json(data.path / META)
+        write_json(tmp / META, {"kind": "subset", "of": data.path.name, "triplets": triplets, **meta})
+    return folder
 
 
 # ---------------------------------------------------------------------------
@@ -266,6 +339,7 @@ def build_dataset(job: DatasetJob) -> Path:
             s["triplets"],
             bridge_triplets=s["bridge_triplets"],
             seed=s["seed"],
+            templates=s["templates"],
             overwrite=True,
         )
     else:
@@ -331,7 +405,7 @@ def workdir_lock(workdir: Path) -> Iterator[None]:
 def _sweep_partials(workdir: Path) -> int:
     """Delete the temp folders a killed run left behind; their artifacts are redone."""
     swept = 0
-    for kind in ("datasets", "experts"):
+    for kind in ("datasets", "subsets", "experts"):
         for tmp in (workdir / kind).glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
             swept += 1
@@ -380,18 +454,21 @@ def run(
     executor: str = "local",
     address: str | None = None,
     console: Console | None = None,
+    probe: bool = True,
+    spec_path: str | None = None,
 ) -> Plan:
-    """Run (or resume) every missing job of the spec; return the plan (results are in `plan.db`)."""
+    """Run (or resume) every missing job of the spec; return the plan (results are in `plan.db`). With
+    `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached)."""
     if executor not in ("local", "ray"):
         raise LoralabError(f"--executor {executor}: choose local or ray")
     console = console or Console()
     start = time.time()
     workdir = Path(workdir)
     with workdir_lock(workdir):
-        p = plan(spec, workdir, preset)
         swept = _sweep_partials(workdir)
         if swept:
             console.print(f"removed {swept} partial artifact(s) of an interrupted run; they are redone")
+        p = plan(spec, workdir, preset, lambda d: console.print(f"  building dataset {d.path.name}"))
         write_json(p.folder / "spec.json", spec.model_dump())
         write_json(p.folder / "plan.json", p.to_json())
         meta_path = p.folder / META
@@ -402,8 +479,10 @@ def run(
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         meta["sessions"].append(session)
-        meta.update(name=spec.name, run=p.run, preset=preset, **provenance())
-        meta["familiarity"] = {b: _familiarity(b) for b in spec.bases}
+        meta.update(name=spec.name, run=p.run, preset=preset, spec_path=spec_path, **provenance())
+        if probe:
+            console.print("familiarity probe of the base(s) (once per base; --no-probe skips it)")
+            meta["familiarity"] = {b: _familiarity(b) for b in spec.bases}
         write_json(meta_path, meta)
         console.print(describe(p), highlight=False)
         if executor == "ray":
@@ -447,13 +526,7 @@ def _stage(
 
 
 def execute_local(p: Plan, console: Console) -> None:
-    """Datasets, then experts, then cells, each skipped when already complete."""
-    _stage(
-        console,
-        "datasets",
-        [d for d in p.datasets.values() if not d.done()],
-        lambda d: f"built {build_dataset(d).name}",
-    )
+    """Experts, then cells (the plan built the datasets), each skipped when already complete."""
     _stage(
         console,
         "experts",

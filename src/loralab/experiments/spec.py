@@ -70,6 +70,7 @@ class SetupData(_Strict):
     setup: str = Field(description="a setup of `loralab ls setups`")
     triplets: int = Field(100, ge=1, description="triplets of the evaluated dataset")
     bridge_triplets: int = Field(100, ge=1, description="triplets of each bridge dataset")
+    templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
     seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
 
 
@@ -119,6 +120,18 @@ class MethodRef(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+Triplets = Literal["all", "first-half", "second-half"]
+
+
+class DataRef(_Strict):
+    """A dataset's file as a method option's value (`data` of cat_learned and lorahub), optionally only the
+    first or second half of its triplets (Table 10: CAT trained on half of R12, tested on the other half)."""
+
+    dataset: str = Field(description="a key of `datasets`")
+    file: str = Field(description="a file of that dataset, e.g. ac_cot.train.jsonl")
+    triplets: Triplets = Field("all", description="all, or the first or second half of the triplet ids")
+
+
 class Evaluation(_Strict):
     """An evaluation set: a split of a dataset's held-out two-hop questions, prompted with CoT or directly."""
 
@@ -126,6 +139,14 @@ class Evaluation(_Strict):
     split: Literal["dev", "test"] = "test"
     prompting: Literal["cot", "direct"] = "cot"
     file: str | None = Field(None, description="another file of the dataset (then prompting says how)")
+    triplets: Triplets = Field("all", description="all, or the first or second half of the triplet ids")
+
+
+class Library(_Strict):
+    """A library with methods of its own (e.g. one expert alone, evaluated once with `oracle`)."""
+
+    experts: list[str] = Field(min_length=1, description="the experts it combines")
+    methods: list[MethodRef] = Field(min_length=1, description="used instead of the spec's methods")
 
 
 class ExperimentSpec(_Strict):
@@ -136,7 +157,20 @@ class ExperimentSpec(_Strict):
     bases: list[str] = Field(min_length=1, description="built-in presets or local HF model folders")
     datasets: dict[str, DatasetSpec] = Field(min_length=1)
     experts: dict[str, ExpertSpec] = Field(min_length=1)
-    libraries: dict[str, list[str]] = Field(min_length=1, description="name -> the experts it combines")
+    libraries: dict[str, list[str] | Library] = Field(
+        min_length=1, description="name -> the experts it combines (or {experts: [...], methods: [...]})"
+    )
+
+    def members(self, library: str) -> list[str]:
+        """The experts of a library, in order."""
+        lib = self.libraries[library]
+        return lib.experts if isinstance(lib, Library) else lib
+
+    def methods_of(self, library: str) -> list[MethodRef]:
+        """The methods a library is evaluated with: its own, else the spec's."""
+        lib = self.libraries[library]
+        return lib.methods if isinstance(lib, Library) else self.methods
+
     methods: list[MethodRef] = Field(min_length=1)
     evaluations: list[Evaluation] = Field(min_length=1)
     seeds: list[int] = Field([0], min_length=1)
@@ -178,10 +212,11 @@ class Scale(_Strict):
 SCALES: dict[str, Scale] = {
     # seconds on a CPU, for tests: the `test` base and a handful of facts
     "test": Scale(
-        triplets=4, bridge_triplets=4, templates=8, paths=4, units=6, epochs=1, builtin_base="test"
+        triplets=4, bridge_triplets=4, templates=8, paths=4, units=8, epochs=1, builtin_base="test"
     ),
-    # minutes on a CPU with the built-in default base (the quick start's size)
-    "default": Scale(triplets=30, bridge_triplets=30, templates=50, paths=30, units=30),
+    # the built-in default base on a 2-core CPU: 20 triplets (40 held-out questions per cell) keep the bridge
+    # ablation's 14 distinct experts to about an hour (README)
+    "default": Scale(triplets=20, bridge_triplets=20, templates=50, paths=20, units=20),
     # the paper's sizes (100 triplets, 50 templates, 5 epochs), for real models on GPUs
     "paper": Scale(triplets=100, bridge_triplets=100, templates=50, paths=100, units=100, epochs=5),
 }
@@ -350,11 +385,37 @@ def _check_datasets(spec: ExperimentSpec) -> None:
             raise _Invalid((*loc, "test_templates"), "dev + test templates leave none for training")
 
 
-def _check_refs(spec: ExperimentSpec) -> None:
-    """Names the spec refers to exist: datasets, their files, experts, methods and options, bases."""
+def _check_methods(spec: ExperimentSpec, methods: list[MethodRef], at: Loc) -> None:
+    """Method names exist and their options fit their signatures; a dataset-file option names a real file."""
     from loralab.combine import METHODS
     from loralab.combine.registry import coerce_options
-    from loralab.models.tiny import PRESETS
+
+    for i, method in enumerate(methods):
+        if method.name not in METHODS:
+            choices = ", ".join(sorted(METHODS))
+            raise _Invalid((*at, i, "name"), f"unknown method {method.name!r}; choose one of {choices}")
+        for opt, value in method.options.items():
+            if isinstance(value, dict):  # a dataset file: checked here, a path by the time the method runs
+                loc = (*at, i, "options", opt)
+                try:
+                    ref = DataRef.model_validate(value)
+                except ValidationError as exc:
+                    err = _pydantic_error(exc)
+                    raise _Invalid(loc + err.loc, err.message) from None
+                if ref.dataset not in spec.datasets:
+                    raise _Invalid((*loc, "dataset"), f"unknown dataset {ref.dataset!r}")
+                if ref.file not in _dataset_files(spec.datasets[ref.dataset]):
+                    raise _Invalid((*loc, "file"), f"dataset {ref.dataset!r} has no {ref.file}")
+                value = ref.file
+            try:
+                coerce_options(METHODS[method.name], {opt: value})
+            except LoralabError as exc:
+                raise _Invalid((*at, i, "options", opt), str(exc).partition(": ")[2]) from None
+
+
+def _check_refs(spec: ExperimentSpec) -> None:
+    """Names the spec refers to exist: datasets, their files, experts, methods and options, bases."""
+    from loralab.models.load import base_names
 
     _check_datasets(spec)
     for key, expert in spec.experts.items():
@@ -368,19 +429,15 @@ def _check_refs(spec: ExperimentSpec) -> None:
             if part.filename not in files:
                 where = "file" if part.file else "task"
                 raise _Invalid((*loc, where), f"dataset {part.dataset!r} has no {part.filename}")
-    for lib, members in spec.libraries.items():
-        for i, member in enumerate(members):
+    for lib, entry in spec.libraries.items():
+        own = isinstance(entry, Library)
+        for i, member in enumerate(spec.members(lib)):
             if member not in spec.experts:
-                raise _Invalid(("libraries", lib, i), f"unknown expert {member!r}")
-    for i, method in enumerate(spec.methods):
-        if method.name not in METHODS:
-            choices = ", ".join(sorted(METHODS))
-            raise _Invalid(("methods", i, "name"), f"unknown method {method.name!r}; choose one of {choices}")
-        for opt, value in method.options.items():
-            try:
-                coerce_options(METHODS[method.name], {opt: value})
-            except LoralabError as exc:
-                raise _Invalid(("methods", i, "options", opt), str(exc).partition(": ")[2]) from None
+                at: Loc = ("libraries", lib, "experts", i) if own else ("libraries", lib, i)
+                raise _Invalid(at, f"unknown expert {member!r}")
+        if isinstance(entry, Library):
+            _check_methods(spec, entry.methods, ("libraries", lib, "methods"))
+    _check_methods(spec, spec.methods, ("methods",))
     for i, ev in enumerate(spec.evaluations):
         if ev.dataset not in spec.datasets:
             raise _Invalid(("evaluations", i, "dataset"), f"unknown dataset {ev.dataset!r}")
@@ -388,9 +445,9 @@ def _check_refs(spec: ExperimentSpec) -> None:
         if file not in _dataset_files(spec.datasets[ev.dataset]):
             raise _Invalid(("evaluations", i), f"dataset {ev.dataset!r} has no {file}")
     for i, base in enumerate(spec.bases):
-        if base not in PRESETS and not Path(base).is_dir():
+        if base not in base_names() and not Path(base).is_dir():
             raise _Invalid(
-                ("bases", i), f"{base!r} is neither a built-in base ({', '.join(PRESETS)}) nor a folder"
+                ("bases", i), f"{base!r} is neither a named base ({', '.join(base_names())}) nor a folder"
             )
 
 
@@ -456,14 +513,16 @@ def load_spec(path: Path, preset: str | None = None) -> ExperimentSpec:
 
 
 def expand(spec: ExperimentSpec) -> list[Cell]:
-    """The cells: grid points x bases x libraries x methods x evaluations x seeds, in that nesting order."""
+    """The cells: grid points x bases x libraries x methods (the library's own, else the spec's) x
+    evaluations x seeds, in that nesting order."""
     cells: list[Cell] = []
     for point in _points(spec.grid):
         concrete = ExperimentSpec.model_validate(_at_point(spec.model_dump(), point))
-        for base, library, method, evaluation, seed in itertools.product(
-            concrete.bases, concrete.libraries, concrete.methods, concrete.evaluations, concrete.seeds
-        ):
-            cells.append(Cell(concrete, point, base, library, method, evaluation, seed))
+        for base, library in itertools.product(concrete.bases, concrete.libraries):
+            for method, evaluation, seed in itertools.product(
+                concrete.methods_of(library), concrete.evaluations, concrete.seeds
+            ):
+                cells.append(Cell(concrete, point, base, library, method, evaluation, seed))
     return cells
 
 

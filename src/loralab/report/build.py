@@ -46,13 +46,15 @@ class RunReport:
     def resume_command(self) -> str:
         preset = self.meta.get("preset")
         flag = f" --preset {preset}" if preset else ""
-        return f"loralab run SPEC{flag} --workdir {self.workdir}"
+        return f"loralab run {self.meta.get('spec_path') or 'SPEC'}{flag} --workdir {self.workdir}"
 
     def progress(self) -> str:
         """``N of M cells done``, with how to finish when some are missing."""
         line = f"{self.done} of {self.total} cells done"
         if not self.complete:
-            line += f" (run `{self.resume_command()}` to finish; SPEC: the spec named {self.experiment!r})"
+            known = self.meta.get("spec_path")
+            where = "" if known else f"; SPEC: the spec named {self.experiment!r}"
+            line += f" (run `{self.resume_command()}` to finish{where})"
         return line
 
     def files(self) -> list[str]:

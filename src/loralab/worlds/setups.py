@@ -32,13 +32,16 @@ from loralab.worlds.twohop import (
     CHAINS,
     DEFAULT_CHAIN,
     TASKS,
+    TEMPLATES_PER_RELATION,
     VARIANTS,
     TwohopData,
     generate_twohop,
 )
 
-GENERATOR_VERSION = "setups-1"
-EVAL_FILES = ("ac_cot.dev.jsonl", "ac_cot.test.jsonl", "ac.dev.jsonl", "ac.test.jsonl")
+GENERATOR_VERSION = "setups-2"
+# the evaluated dataset's held-out questions: two-hop (CoT and direct), and its one-hop facts, which the
+# runner asks too (retention: does a combination still state the facts it should compose?)
+EVAL_FILES = tuple(f"{t}.{s}.jsonl" for t in ("ac_cot", "ac", "ab", "bc") for s in ("dev", "test"))
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,7 @@ def _source_card(data: TwohopData, role: str) -> dict[str, Any]:
 
 
 def generate_sources(
-    setup: Setup, n_triplets: int, bridge_triplets: int, seed: int
+    setup: Setup, n_triplets: int, bridge_triplets: int, seed: int, templates: int = TEMPLATES_PER_RELATION
 ) -> dict[tuple[str, str, bool], TwohopData]:
     """Every dataset a setup draws on; each bridge excludes the people and fake cities of those before it."""
     out: dict[tuple[str, str, bool], TwohopData] = {}
@@ -308,7 +311,7 @@ def generate_sources(
     for variant, chain, is_bridge in setup.sources():
         n = bridge_triplets if is_bridge else n_triplets
         try:
-            data = generate_twohop(variant, n, relations=chain, seed=seed, exclude=used)
+            data = generate_twohop(variant, n, relations=chain, seed=seed, exclude=used, templates=templates)
         except ValueError as exc:
             role = "bridge" if is_bridge else "evaluated"
             raise ValueError(f"{setup.name}: the {variant} {chain} {role} dataset: {exc}") from exc
@@ -324,18 +327,20 @@ def build_setup(
     *,
     bridge_triplets: int = 100,
     seed: int = 0,
+    templates: int = TEMPLATES_PER_RELATION,
     overwrite: bool = False,
 ) -> Path:
     """Write setup `name`'s training mixtures (`loraK.train.jsonl`), its evaluation files and its card.
 
     The evaluated dataset has `n_triplets` triplets and is the same as `loralab data twohop` with that
-    variant and seed; each bridge dataset has `bridge_triplets`. All use 50 templates per relation, 46 for
-    training per triplet, so every part has 46 x triplets rows.
+    variant and seed; each bridge dataset has `bridge_triplets`. All use `templates` templates per relation
+    (50 by default; fewer only to make test runs small), 2 for dev and 2 for test per triplet, so every
+    part has (templates - 4) x triplets rows: 46 x triplets by default.
     """
     if name not in SETUPS:
         raise ValueError(f"unknown setup {name!r}; choose one of {', '.join(SETUPS)}")
     setup = SETUPS[name]
-    data = generate_sources(setup, n_triplets, bridge_triplets, seed)
+    data = generate_sources(setup, n_triplets, bridge_triplets, seed, templates)
     files: dict[str, list[dict[str, Any]]] = {}
     experts = {}
     for expert, parts in setup.experts.items():
@@ -355,6 +360,8 @@ def build_setup(
         task = fname.split(".")[0]
         files[fname] = _tag(evaluated.files[fname], label, Part(setup.evaluated, task).notation)
     options = {"n_triplets": n_triplets, "bridge_triplets": bridge_triplets}
+    if templates != TEMPLATES_PER_RELATION:
+        options["templates"] = templates
     command = f"loralab data setup {name} --triplets {n_triplets} --seed {seed}"
     if any(is_bridge for _, _, is_bridge in data):
         command += f" --bridge-triplets {bridge_triplets}"
@@ -365,8 +372,9 @@ def build_setup(
         "about": (
             f"Training mixtures of the experts of {name} and its evaluation set {setup.evaluation} (the "
             f"evaluated {setup.evaluated} dataset's held-out two-hop questions, CoT-prompted; `ac.*` asks the "
-            "same questions directly). Each part is the training split (46 templates per triplet) of one task "
-            "of one dataset; bridge datasets draw people and fake cities disjoint from the evaluated triplets "
+            "same questions directly; `ab.*` and `bc.*` ask its one-hop facts). Each part is the training "
+            f"split ({templates - 4} templates per triplet) of one task of one dataset; bridge datasets draw "
+            "people and fake cities disjoint from the evaluated triplets "
             "and from each other."
         ),
         "paper": setup.paper,
