@@ -193,7 +193,10 @@ def test_paper_spec_counts() -> None:
     assert {c.evaluation.prompting for c in bridge} == {"cot"}
     assert {e.lora.targets for c in bridge for e in c.spec.experts.values()} == {"mlp"}
     table6 = expand(load_spec(PAPER / "table6-familiarity.yaml", "default"))
-    assert len(table6) == 3 * 2 * 2  # FF/HH/RR x 2-/3-combination x uniform/arrow
+    # FF/HH/RR x (2-/3-combination x uniform/arrow + the oracle and the mixed expert alone, once each)
+    assert len(table6) == 3 * (2 * 2 + 2)
+    single = {(c.library, c.method.name) for c in table6 if c.library.endswith("expert")}
+    assert single == {("oracle expert", "oracle"), ("mixed two-hop expert", "oracle")}
 
 
 def test_cli_validate(
