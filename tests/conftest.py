@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 os.environ["LORALAB_CACHE"] = tempfile.mkdtemp(prefix="loralab-test-cache-")
+# the test models are tiny: one thread is as fast, and two threads collapse when other jobs share the cores
+# (OpenMP barrier waits; ../shared/notes/machine-facts.md). Set before torch is imported; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

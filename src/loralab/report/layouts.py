@@ -83,13 +83,19 @@ def _group_key(job: CellJob) -> str:
     return config_hash({"base": job.base, "record": record}, 16)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    return a == b or (b.is_file() and a.is_file() and a.read_bytes() == b.read_bytes())
+
+
 def _trained(job: CellJob, plan: Plan) -> list[list[str]]:
-    """Per member, its training files: by name when in the evaluated dataset's folder, else FOLDER/NAME."""
+    """Per member, its training files: by name when in the evaluated dataset's folder (or when that folder
+    has a file of that name with the same bytes: experts are shared by content, so setup-5's LoRA 1 may be
+    the one trained from setup-0's identical file), else FOLDER/NAME."""
     data = plan.datasets.get(job.dataset)
     here = data.path if data is not None else Path(job.data).parent
     return [
         [
-            f.name if Path(f).parent == here else f"{Path(f).parent.name}/{f.name}"
+            f.name if _same_file(Path(f), here / f.name) else f"{Path(f).parent.name}/{f.name}"
             for f in plan.experts[k].files
         ]
         for k in job.experts
