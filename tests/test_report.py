@@ -479,3 +479,39 @@ def test_paper_match_recognises_experts_by_their_training_files() -> None:
     half = paper_match(cat, [["ab.train.jsonl"], ["bc.train.jsonl"]])
     assert half is not None and (half.table, half.values) == ("10", {"LLaMA-7B": 21.0})
     assert paper_match({**cat, "evaluation": ev}, [["ab.train.jsonl"], ["bc.train.jsonl"]]) is None
+
+
+def test_a_shared_expert_still_matches_the_papers_setup(tiny_base: Path, tmp_path: Path) -> None:
+    """Setup 5's LoRA 1 trains on the same bytes as setup 0's, so the plan holds one expert whose files sit in
+    setup 0's folder; the row must still be recognised as Table 9's setup 5 (6.9 Uniform, 10.8 Arrow)."""
+    from loralab.experiments.runner import plan
+    from loralab.experiments.spec import load_spec
+    from loralab.report.layouts import build_table, layout_for, pool
+
+    p = plan(load_spec(PAPER / "bridge-ablation.yaml", "test"), tmp_path, "test")
+    assert len(p.experts) < 2 * 9  # shared experts exist, or this test checks nothing
+    table = build_table(layout_for("bridge-ablation"), pool(p, _fake_stored(p)), model="Qwen2.5-3B-Instruct")
+    rows = {r[0]: r for r in table.body}
+    assert set(rows) == {f"Setup {i}" for i in range(9)}
+    # (Uniform: paper, Arrow: paper) per setup; setup 1 is evaluated on F12, which Table 9 has no row for
+    papers = {s: (rows[f"Setup {s}"][4], rows[f"Setup {s}"][6]) for s in (0, 4, 5, 8)}
+    assert papers == {0: ("3.9", "1"), 4: ("2", "9.8"), 5: ("6.9", "10.8"), 8: ("2", "43.1")}
+
+
+def test_cpu_real_layout_puts_table_6_and_table_9_rows_together(tiny_base: Path, tmp_path: Path) -> None:
+    from loralab.experiments.runner import plan
+    from loralab.experiments.spec import load_spec
+    from loralab.report.layouts import build_table, layout_for, pool
+
+    p = plan(load_spec(PAPER / "cpu-real.yaml", "test"), tmp_path, "test")
+    assert len(p.experts) == 6  # setup 0 trains on familiarity-RR's files: its experts are shared
+    table = build_table(layout_for("cpu-real"), pool(p, _fake_stored(p)))
+    assert table.header == ["Dataset", "Library", "Uniform", "Uniform: paper", "Arrow", "Arrow: paper"]
+    # Qwen2.5-3B-Instruct: Table 6 HH 4.9 / 5.9 and RR 3.9 / 1; Table 9 setup 0 3.9 / 1, setup 2 3.9 / 73.5
+    assert [(r[0], r[3], r[5]) for r in table.body] == [
+        ("HH", "4.9", "5.9"),
+        ("RR", "3.9", "1"),
+        ("Setup 0", "3.9", "1"),
+        ("Setup 2", "3.9", "73.5"),
+    ]
+    assert {r[2] for r in table.body} == {_ours(2, 8)}

@@ -173,6 +173,10 @@ def test_preset_resizes(tmp_path: Path) -> None:
     assert {e.lora.epochs for e in paper.experts.values()} == {5}
     default = apply_preset(spec, "default")
     assert default.datasets["rr"].triplets == 20 and default.experts["ab"].lora.epochs is None  # type: ignore[union-attr]
+    real = apply_preset(spec, "cpu-real")  # built-in bases become SmolLM2, trained at lr 1e-3 for 3 epochs
+    assert real.bases == ["smollm2"] and real.datasets["rr"].triplets == 16  # type: ignore[union-attr]
+    assert {(e.lora.lr, e.lora.epochs) for e in real.experts.values()} == {(1e-3, 3)}
+    assert default.experts["ab"].lora.lr is None  # the base decides (3e-3 on a built-in base)
     assert apply_preset(spec, None) is spec
     with pytest.raises(LoralabError, match="--preset huge"):
         apply_preset(spec, "huge")

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from loralab.errors import LoralabError
+from loralab.gsm.cli import gsm_app
 from loralab.gsm.sandbox_cli import sandbox_app
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(base_app, name="base")
 app.add_typer(library_app, name="library")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(gsm_app, name="gsm")
 # a pipe or log file gets wide tables instead of rich's default of 80 columns
 console = Console() if sys.stdout.isatty() else Console(width=160)
 

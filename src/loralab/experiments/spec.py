@@ -206,6 +206,7 @@ class Scale(_Strict):
     paths: int | None = None
     units: int | None = Field(None, description="graph u1, u2 and u3")
     epochs: int | None = None
+    lr: float | None = Field(None, description="every expert's learning rate")
     builtin_base: str | None = Field(None, description="built-in bases are replaced by this one")
 
 
@@ -219,6 +220,19 @@ SCALES: dict[str, Scale] = {
     "default": Scale(triplets=20, bridge_triplets=20, templates=50, paths=20, units=20),
     # the paper's sizes (100 triplets, 50 templates, 5 epochs), for real models on GPUs
     "paper": Scale(triplets=100, bridge_triplets=100, templates=50, paths=100, units=100, epochs=5),
+    # SmolLM2-135M-Instruct (`loralab base import smollm2`) on a 2-core CPU: 16 triplets, 3 epochs, built-in
+    # bases replaced by smollm2 (experiments/paper/cpu-real.yaml: about 2 hours, README). lr 1e-3, not the
+    # paper's 1e-4: 3 epochs of 16 triplets are ~140 steps, a tenth of the paper's 5 epochs of 100
+    "cpu-real": Scale(
+        triplets=16,
+        bridge_triplets=16,
+        templates=50,
+        paths=16,
+        units=16,
+        epochs=3,
+        lr=1e-3,
+        builtin_base="smollm2",
+    ),
 }
 
 
@@ -243,14 +257,16 @@ def apply_preset(spec: ExperimentSpec, preset: str | None) -> ExperimentSpec:
     from loralab.models.tiny import PRESETS
 
     scale = SCALES[preset]
-    sized = {f"datasets.{k}.{f}": v for k, d in spec.datasets.items() for f, v in _sizes(d, scale).items()}
+    sized: dict[str, float] = {
+        f"datasets.{k}.{f}": v for k, d in spec.datasets.items() for f, v in _sizes(d, scale).items()
+    }
     datasets = {k: d.model_copy(update=_sizes(d, scale)) for k, d in spec.datasets.items()}
     experts = spec.experts
-    if scale.epochs is not None:
-        sized |= {f"experts.{k}.lora.epochs": scale.epochs for k in experts}
+    lora = {k: v for k, v in (("epochs", scale.epochs), ("lr", scale.lr)) if v is not None}
+    if lora:
+        sized |= {f"experts.{k}.lora.{f}": v for k in experts for f, v in lora.items()}
         experts = {
-            k: e.model_copy(update={"lora": e.lora.model_copy(update={"epochs": scale.epochs})})
-            for k, e in experts.items()
+            k: e.model_copy(update={"lora": e.lora.model_copy(update=lora)}) for k, e in experts.items()
         }
     bases = spec.bases
     if scale.builtin_base is not None:

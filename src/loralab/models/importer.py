@@ -22,8 +22,9 @@ from typing import Any
 
 import torch
 
-from loralab.artifacts import META, atomic_dir, cache_dir, provenance, write_json
+from loralab.artifacts import META, cache_dir
 from loralab.errors import LoralabError
+from loralab.models.load import save_base
 
 GGUF_MAGIC = b"GGUF"
 
@@ -144,27 +145,24 @@ def import_base(name: str, overwrite: bool = False) -> Path:
     start = time.time()
     model, tokenizer = read_gguf(gguf)
     read_seconds = time.time() - start
-    with atomic_dir(out, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json(
-            tmp / META,
-            {
-                "kind": "base",
-                "imported": name,
-                "description": spec.description,
-                "source": {
-                    "distribution": spec.distribution,
-                    "version": _version(spec.distribution),
-                    "file": spec.gguf_file,
-                    "sha256": _sha256(gguf),
-                },
-                "architecture": (model.config.architectures or [type(model).__name__])[0],
-                "dtype": "bfloat16",
-                "parameters": sum(t.numel() for t in model.parameters()),
-                "read_seconds": round(read_seconds, 1),
-                "seconds": round(time.time() - start, 1),
-                **provenance(),
+    save_base(
+        out,
+        model,
+        tokenizer,
+        {
+            "imported": name,
+            "description": spec.description,
+            "source": {
+                "distribution": spec.distribution,
+                "version": _version(spec.distribution),
+                "file": spec.gguf_file,
+                "sha256": _sha256(gguf),
             },
-        )
+            "architecture": (model.config.architectures or [type(model).__name__])[0],
+            "dtype": "bfloat16",
+            "parameters": sum(t.numel() for t in model.parameters()),
+            "read_seconds": round(read_seconds, 1),
+            "seconds": round(time.time() - start, 1),
+        },
+    )
     return out

@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from loralab.artifacts import META, atomic_dir, cache_dir, config_hash, provenance, write_json
+from loralab.artifacts import META, cache_dir, config_hash
 from loralab.errors import LoralabError
 from loralab.models.chat import CHAT_TEMPLATE, EOT, IM_END, SPECIAL_TOKENS
 from loralab.models.corpus import build_corpus
+from loralab.models.load import save_base
 from loralab.progress import progress
 from loralab.worlds.familiar import FAMILIAR_PEOPLE, build_world
 
@@ -185,21 +186,18 @@ def build_base(name: str) -> Path:
     ids = torch.tensor([t for doc in tokenizer(corpus)["input_ids"] for t in doc], dtype=torch.long)
     model = make_model(p, tokenizer)
     losses = pretrain(model, ids, p, name)
-    with atomic_dir(out, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json(
-            tmp / META,
-            {
-                "kind": "base",
-                "preset": name,
-                "config": p.model_dump(),
-                "corpus_documents": len(corpus),
-                "corpus_tokens": len(ids),
-                "parameters": sum(t.numel() for t in model.parameters()),
-                "final_loss": sum(losses[-20:]) / len(losses[-20:]),
-                "seconds": round(time.time() - start, 1),
-                **provenance(),
-            },
-        )
+    save_base(
+        out,
+        model,
+        tokenizer,
+        {
+            "preset": name,
+            "config": p.model_dump(),
+            "corpus_documents": len(corpus),
+            "corpus_tokens": len(ids),
+            "parameters": sum(t.numel() for t in model.parameters()),
+            "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+            "seconds": round(time.time() - start, 1),
+        },
+    )
     return out

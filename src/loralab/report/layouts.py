@@ -302,6 +302,15 @@ ROUTINGS = Layout(
     ("Library", library_label),
     method_label,
 )
+CPU_REAL = Layout(
+    "cpu-real",
+    "Tables 6 and 9 on one base: HH and RR (Table 6) and bridge setups 0 and 2 (Table 9), two-hop accuracy (%)",
+    "Rows: the familiarity datasets' 2-combination (Table 6) and the bridge setups (Table 9); the paper's "
+    "numbers are its models', ours are the base's named above.",
+    (("Dataset", setup_label), ("Library", library_label)),
+    ("Method", method_label),
+    setup_label,
+)
 GENERIC = Layout(
     "generic",
     "Results, accuracy (%)",
@@ -318,6 +327,7 @@ LAYOUTS: dict[str, Layout] = {
     "table7-8-targets": TARGETS,
     "table10-routings": ROUTINGS,
     "table11-graph": GRAPH,
+    "cpu-real": CPU_REAL,
 }
 """Experiment name -> its paper table's layout (any other name: GENERIC)."""
 

@@ -1,0 +1,184 @@
+"""`loralab gsm ...`: build the GSM-Symbolic datasets, evaluate a model on one, run the easy-to-hard experiment."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from loralab.errors import LoralabError
+
+gsm_app = typer.Typer(no_args_is_help=True, help="Easy-to-hard math on GSM-Symbolic (paper Section 4.2).")
+console = Console() if sys.stdout.isatty() else Console(width=200)
+
+Templates = Annotated[
+    str, typer.Option(help="'own' (the project's 10 families) or a folder with symbolic/ p1/ p2/ templates")
+]
+
+
+@gsm_app.command("data")
+def data_cmd(
+    templates: Templates = "own",
+    out: Annotated[Path, typer.Option(help="output folder: OUT/cot and OUT/code are written")] = Path(
+        "gsm-data"
+    ),
+    seed: Annotated[int, typer.Option(help="seed of the instance draws")] = 0,
+    graph: Annotated[
+        str, typer.Option(help="code format: 'level' (functions up to the question's level) or 'whole'")
+    ] = "level",
+    skip_inconsistent: Annotated[
+        bool, typer.Option(help="leave out templates whose worked solution disagrees with #answer")
+    ] = True,
+    overwrite: Annotated[bool, typer.Option(help="replace existing folders")] = False,
+) -> None:
+    """Build the symbolic / P1 / P2 datasets (40 train / 5 dev / 5 test per template for symbolic and P1,
+    2 P2 questions per template) in both fine-tuning formats: natural-language CoT (OUT/cot) and reusable
+    Python code (OUT/code). See src/loralab/gsm/README.md.
+
+    Example: loralab gsm data --templates ../shared/data/gsm-symbolic/templates --out gsm-released
+    """
+    from loralab.gsm.datasets import build_gsm
+
+    root = None if templates == "own" else Path(templates)
+    if root is not None and not root.is_dir():
+        raise LoralabError(f"--templates {templates}: not a folder")
+    if graph not in ("level", "whole"):
+        raise LoralabError(f"--graph {graph}: choose level or whole")
+    for solution in ("cot", "code"):
+        folder = build_gsm(
+            out / solution,
+            root,
+            seed,
+            solution,
+            graph,
+            skip_inconsistent=skip_inconsistent,
+            overwrite=overwrite,
+        )
+        files = sorted(p.name for p in folder.glob("*.jsonl"))
+        console.print(f"wrote {folder}: {', '.join(files)}")
+
+
+@gsm_app.command("eval")
+def eval_cmd(
+    data: Annotated[
+        Path, typer.Option(help="a GSM JSONL file (prompt, gold, steps), e.g. DATA/cot/p2.test.jsonl")
+    ],
+    base: Annotated[str, typer.Option(help="built-in base, imported base or HF model folder")] = "default",
+    expert: Annotated[list[Path] | None, typer.Option(help="an expert folder (repeat for several)")] = None,
+    method: Annotated[
+        str, typer.Option(help="combination method for the experts (loralab ls methods)")
+    ] = "uniform",
+    opt: Annotated[list[str] | None, typer.Option(help="a method option key=value (repeatable)")] = None,
+    prompt: Annotated[str, typer.Option(help="cot, gsm8k-8shot or tir")] = "cot",
+    db: Annotated[Path, typer.Option(help="results database")] = Path("results.sqlite"),
+    run: Annotated[str, typer.Option(help="run name stored with the cell")] = "gsm-eval",
+    max_new_tokens: Annotated[int, typer.Option(help="new tokens per generation (per TIR round)")] = 256,
+    max_rounds: Annotated[int, typer.Option(help="TIR: code blocks run per answer, at most")] = 2,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N questions")] = None,
+    batch_size: Annotated[int, typer.Option(help="questions generated together")] = 32,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present)")] = None,
+) -> None:
+    """Score a model (the base, or experts combined by a method) on a GSM file with a prompt style; store the
+    cell and every example with its error analysis in the results database, and print the summary.
+    Outputs without a number score "no answer"; model code (tir) runs only in the sandbox.
+
+    Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --expert lib/sym --expert lib/p1 --method arrow
+    """
+    from loralab.cli import parse_options
+    from loralab.combine import combine
+    from loralab.experiments.store import add_cell, connect
+    from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES
+    from loralab.gsm.evaluate import DecodeConfig, cell_record, evaluate_gsm, hf_batch_generate
+    from loralab.models.load import load_base, resolve_base
+    from loralab.worlds.jsonl import read_jsonl
+
+    examples = read_jsonl(data, required=("prompt", "gold"))[:limit]
+    decode = DecodeConfig(max_new_tokens=max_new_tokens, max_rounds=max_rounds)
+    options = parse_options(opt or [])
+    experts = list(expert or [])
+    base_path = resolve_base(base)
+    model, tokenizer = load_base(base_path, device=device)
+    if experts:
+        model = combine((model, tokenizer), experts, method, **options)
+    start = time.time()
+    generate = hf_batch_generate(model, tokenizer, max_new_tokens, batch_size)
+    result = evaluate_gsm(generate, examples, prompt, tokenizer, decode, batch_size)
+    label = method if experts else "base"
+    record = cell_record(
+        result,
+        run=run,
+        base=base_path.name,
+        dataset=f"{data.parent.name}/{data.stem}",
+        dataset_version=None,
+        prompt=prompt,
+        method=label,
+        library=",".join(e.name for e in experts) or "-",
+        config={
+            "base": str(base_path),
+            "experts": [str(e.resolve()) for e in experts],
+            "method": label,
+            "options": options,
+            "data": str(data.resolve()),
+            "decode": decode.model_dump(),
+        },
+    )
+    con = connect(db)
+    try:
+        cell_id = add_cell(con, record, result.rows)
+    finally:
+        con.close()
+    low, high = result.ci
+    console.print(
+        f"{label} on {data} ({prompt}): {result.correct}/{result.n} = {result.accuracy:.3f} "
+        f"[{low:.3f}, {high:.3f}], {result.count('no answer')} without an answer "
+        f"({time.time() - start:.0f} s); stored as cell {cell_id} in {db}"
+    )
+    errors = record["config"]["errors"]
+    for s in SOLUTION_TYPES:
+        counts = ", ".join(f"{e}: {errors[s][e]}" for e in ERROR_TYPES)
+        console.print(f"  {s} solutions: {sum(errors[s].values())} ({counts})")
+
+
+@gsm_app.command("run")
+def run_cmd(
+    preset: Annotated[
+        str, typer.Option(help="test, default (CPU, built-in base) or paper (GPU, --base)")
+    ] = "default",
+    config: Annotated[Path | None, typer.Option(help="a config YAML instead of a preset")] = None,
+    base: Annotated[
+        str | None, typer.Option(help="override the config's base (a model folder for paper)")
+    ] = None,
+    templates: Annotated[
+        str | None, typer.Option(help="override the config's templates ('own' or a folder)")
+    ] = None,
+    workdir: Annotated[Path, typer.Option(help="where data, experts and results.sqlite go")] = Path(
+        "gsm-work"
+    ),
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present)")] = None,
+    batch_size: Annotated[int, typer.Option(help="questions generated together")] = 32,
+    dry_run: Annotated[bool, typer.Option(help="check the config and print the plan; run nothing")] = False,
+) -> None:
+    """Run the easy-to-hard experiment: experts on GSM-Symbolic and P1 (CoT and code formats), combined
+    (Uniform, Arrow), evaluated on unseen P2 with CoT / 8-shot / TIR prompts, plus the error analysis;
+    prints the tables (also in WORKDIR/runs/NAME/tables.md). Resumable: trained experts and stored cells
+    are skipped. Presets are experiments/gsm/{test,default,paper}.yaml.
+
+    Example: loralab gsm run --preset paper --base /models/Qwen2.5-Math-1.5B-Instruct --templates
+    ../shared/data/gsm-symbolic/templates --workdir gsm-paper
+    """
+    from loralab.gsm.experiment import describe_plan, load_experiment, preset_path, run_experiment
+
+    spec = load_experiment(config or preset_path(preset))
+    if dry_run:
+        console.print(describe_plan(spec, base, templates), highlight=False)
+        return
+    result = run_experiment(spec, workdir, base, templates, device, batch_size, log=console.print)
+    console.print(result.markdown, highlight=False, soft_wrap=True)
+    console.print(
+        f"{result.trained} experts trained, {result.evaluated} cells evaluated, {result.seconds:.0f} s; "
+        f"tables in {result.folder / 'tables.md'}, results in {workdir / 'results.sqlite'}"
+    )
