@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Set up, then run the main job: build the default base (first time only) and the two-hop quick start.
+# Set up, then run the main job: the bridge ablation (Table 1 / Table 9) at the default preset on the built-in
+# base (built the first time), on a local two-worker Ray instance, and its report. Rerun to resume.
+# Extra arguments go to `loralab run` (e.g. --executor local, --workdir DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/loralab quickstart "$@"
+WORKDIR=loralab-work
+for ((i = 1; i <= $#; i++)); do
+    if [[ "${!i}" == "--workdir" ]]; then j=$((i + 1)); WORKDIR="${!j}"; fi
+    if [[ "${!i}" == --workdir=* ]]; then WORKDIR="${!i#--workdir=}"; fi
+done
+.venv/bin/loralab run experiments/paper/bridge-ablation.yaml --preset default --executor ray "$@"
+exec .venv/bin/loralab report "$WORKDIR/runs/bridge-ablation.default"
