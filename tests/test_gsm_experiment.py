@@ -218,3 +218,13 @@ def test_every_arithmetic_statement_of_the_base_training_is_true() -> None:
         with contextlib.redirect_stdout(out):
             exec(code, {})  # the project's own generated code
         assert out.getvalue().splitlines() == [shown] == [final]
+
+
+def test_code_epochs_change_only_the_code_experts() -> None:
+    from loralab.gsm.experiment import LoraSpec
+
+    lora = LoraSpec(epochs=4, code_epochs=12)
+    assert [lora.for_format(f)["epochs"] for f in ("cot", "code", "code-whole")] == [4, 12, 12]
+    # a CoT expert's settings (and so its hash) are those of a config without code_epochs: it is not retrained
+    assert lora.for_format("cot") == LoraSpec(epochs=4).model_dump(exclude={"code_epochs"})
+    assert "code_epochs" not in lora.for_format("code")

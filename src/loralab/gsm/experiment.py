@@ -98,6 +98,16 @@ class LoraSpec(_Strict):
     batch_size: int = Field(16, ge=1, description="examples per step")
     max_len: int = Field(768, ge=8, description="longest training example in tokens")
     seed: int = 0
+    code_epochs: int | None = Field(
+        None, ge=1, description="epochs of the code-format experts (None: `epochs`, like the others)"
+    )
+
+    def for_format(self, fmt: str) -> dict[str, Any]:
+        """The training settings of an expert in fine-tuning format `fmt` (what its hash and ExpertConfig get)."""
+        settings = self.model_dump(exclude={"code_epochs"})
+        if self.code_epochs is not None and FORMATS[fmt][0] == "code":
+            settings["epochs"] = self.code_epochs
+        return settings
 
 
 class TableSpec(_Strict):
@@ -577,15 +587,15 @@ def _expert_dir(workdir: Path, job: ExpertJob, base: Path, train: Path, lora: Lo
     from loralab.gsm.evaluate import base_identity
 
     key = config_hash(
-        {"base": base_identity(base), "train": digest, "lora": lora.model_dump(), "t": job.targets}
+        {"base": base_identity(base), "train": digest, "lora": lora.for_format(job.fmt), "t": job.targets}
     )
     return workdir / "experts" / f"{job.label}-{key}"
 
 
-def _expert_config(lora: LoraSpec, targets: str) -> Any:
+def _expert_config(lora: LoraSpec, job: ExpertJob) -> Any:
     from loralab.experts.config import ExpertConfig
 
-    return ExpertConfig(targets=targets, **lora.model_dump())
+    return ExpertConfig(targets=job.targets, **lora.for_format(job.fmt))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -698,9 +708,7 @@ def _train_experts(
         folder = _expert_dir(workdir, job, base, train, spec.lora)
         if not (folder / META).is_file():
             log(f"training expert {job.label} on {train}")
-            train_expert(
-                base, [train], folder, _expert_config(spec.lora, job.targets), job.label, overwrite=True
-            )
+            train_expert(base, [train], folder, _expert_config(spec.lora, job), job.label, overwrite=True)
             trained += 1
         out[job] = folder
     return out, trained
