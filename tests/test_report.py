@@ -515,3 +515,19 @@ def test_cpu_real_layout_puts_table_6_and_table_9_rows_together(tiny_base: Path,
         ("Setup 2", "3.9", "73.5"),
     ]
     assert {r[2] for r in table.body} == {_ours(2, 8)}
+
+
+def test_wall_time_adds_up_the_experts_training_times(bridge_report: tuple[Path, Path]) -> None:
+    """A run resumed over sessions has no single wall time; the report also sums its experts' own times."""
+    import json
+
+    work, report = bridge_report
+    times = sorted(
+        json.loads((e / "meta.json").read_text())["train_seconds"] for e in (work / "experts").iterdir()
+    )
+    assert len(times) == 2  # setup 0's LoRA 1 and LoRA 2
+    line = next(x for x in (report / "report.md").read_text().splitlines() if x.startswith("- wall time:"))
+    assert line.endswith(
+        f"; its 2 experts trained in {sum(times):.0f} s in all "
+        f"({min(times):.0f}-{max(times):.0f} s each, whichever session trained them)"
+    )

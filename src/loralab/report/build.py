@@ -38,6 +38,8 @@ class RunReport:
     figures: dict[str, bytes]
     csv: str
     model: str
+    expert_seconds: tuple[float, ...] = ()
+    """Training time of each of the plan's trained experts (their meta.json), whichever session trained it."""
 
     @property
     def complete(self) -> bool:
@@ -66,7 +68,14 @@ class RunReport:
         seconds = sum(float(s.get("seconds", 0.0)) for s in sessions)
         open_ = sum("seconds" not in s for s in sessions)
         text = f"{seconds:.0f} s over {len(sessions)} session(s)"
-        return text + (f", {open_} interrupted or still running" if open_ else "")
+        text += f", {open_} interrupted or still running" if open_ else ""
+        if self.expert_seconds:
+            t = self.expert_seconds
+            text += (
+                f"; its {len(t)} experts trained in {sum(t):.0f} s in all "
+                f"({min(t):.0f}-{max(t):.0f} s each, whichever session trained them)"
+            )
+        return text
 
     def markdown(self) -> str:
         head = [
@@ -131,6 +140,11 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
         figures,
         to_csv(groups, model),
         model,
+        tuple(
+            float(read_json(e.path / META).get("train_seconds", 0.0))
+            for e in plan.experts.values()
+            if (e.path / META).is_file()
+        ),
     )
 
 
