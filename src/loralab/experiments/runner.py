@@ -42,6 +42,7 @@ from rich.console import Console
 from loralab.artifacts import META, atomic_dir, config_hash, provenance, read_json, write_json
 from loralab.errors import LoralabError
 from loralab.experiments.spec import (
+    Cell,
     ExperimentSpec,
     GraphData,
     SetupData,
@@ -186,96 +187,125 @@ def plan(
     cells: list[CellJob] = []
     bases = {b: base_identity(b) for b in spec.bases}
     for cell in expand(spec):
-        s = cell.spec
-        data_keys: dict[str, DatasetJob] = {}
-        for name, data in s.datasets.items():
-            seed = cell.seed if data.seed is None else data.seed
-            resolved = {**data.model_dump(), "seed": seed}
-            key = config_hash({"spec": resolved, "generator": _generator(data)})
-            label = _dataset_label(data, seed)
-            job = DatasetJob(key, label, resolved, workdir / "datasets" / f"{label}-{key}")
-            if key not in datasets:
-                datasets[key] = job
-                if not job.done():
-                    if on_build:
-                        on_build(job)
-                    try:
-                        build_dataset(job)
-                    except ValueError as exc:  # sizes the generator cannot satisfy
-                        raise LoralabError(f"datasets.{name} ({label}): {exc}") from None
-            data_keys[name] = datasets[key]
-        base_id = bases[cell.base]
-        expert_keys = []
-        for member in s.members(cell.library):
-            expert = s.experts[member]
-            config = expert.lora.model_copy(update={"seed": cell.seed}).model_dump()
-            files = tuple(data_keys[p.dataset].path / p.filename for p in expert.train)
-            content = [_file_hash(f, hashes) for f in files]
-            key = config_hash({"base": base_id, "train": content, "lora": config})
-            expert_job = ExpertJob(
-                key,
-                member,
-                cell.base,
-                files,
-                config,
-                tuple(dict.fromkeys(data_keys[p.dataset].key for p in expert.train)),
-                workdir / "experts" / f"{member}-{key}",
-            )
-            experts.setdefault(key, expert_job)
-            expert_keys.append(key)
-        ev = cell.evaluation
-        data_job = data_keys[ev.dataset]
-        file = eval_file(ev, s.datasets[ev.dataset])
-        eval_path = data_job.path / file
-        if ev.triplets != "all":
-            eval_path = _subset(workdir, data_job, file, ev.triplets, with_retention=True) / file
-        options = {
-            k: str(_subset(workdir, data_keys[v["dataset"]], v["file"], v.get("triplets", "all")) / v["file"])
+        data_keys = _plan_datasets(cell, workdir, datasets, on_build)
+        expert_keys = _plan_experts(cell, bases[cell.base], data_keys, workdir, experts, hashes)
+        cells.append(_plan_cell(cell, bases[cell.base], data_keys, expert_keys, workdir))
+    return Plan(run_name(spec, preset), workdir, datasets, experts, cells)
+
+
+def _plan_datasets(
+    cell: Cell,
+    workdir: Path,
+    datasets: dict[str, DatasetJob],
+    on_build: Callable[[DatasetJob], None] | None,
+) -> dict[str, DatasetJob]:
+    """The cell's datasets by spec name; each new one is added to `datasets` and built when missing."""
+    data_keys: dict[str, DatasetJob] = {}
+    for name, data in cell.spec.datasets.items():
+        seed = cell.seed if data.seed is None else data.seed
+        resolved = {**data.model_dump(), "seed": seed}
+        key = config_hash({"spec": resolved, "generator": _generator(data)})
+        label = _dataset_label(data, seed)
+        job = DatasetJob(key, label, resolved, workdir / "datasets" / f"{label}-{key}")
+        if key not in datasets:
+            datasets[key] = job
+            if not job.done():
+                if on_build:
+                    on_build(job)
+                try:
+                    build_dataset(job)
+                except ValueError as exc:  # sizes the generator cannot satisfy
+                    raise LoralabError(f"datasets.{name} ({label}): {exc}") from None
+        data_keys[name] = datasets[key]
+    return data_keys
+
+
+def _plan_experts(
+    cell: Cell,
+    base_id: str,
+    data_keys: dict[str, DatasetJob],
+    workdir: Path,
+    experts: dict[str, ExpertJob],
+    hashes: dict[Path, str],
+) -> list[str]:
+    """The keys of the cell's library members, in library order; each new expert is added to `experts`."""
+    s = cell.spec
+    keys = []
+    for member in s.members(cell.library):
+        expert = s.experts[member]
+        config = expert.lora.model_copy(update={"seed": cell.seed}).model_dump()
+        files = tuple(data_keys[p.dataset].path / p.filename for p in expert.train)
+        content = [_file_hash(f, hashes) for f in files]
+        key = config_hash({"base": base_id, "train": content, "lora": config})
+        job = ExpertJob(
+            key,
+            member,
+            cell.base,
+            files,
+            config,
+            tuple(dict.fromkeys(data_keys[p.dataset].key for p in expert.train)),
+            workdir / "experts" / f"{member}-{key}",
+        )
+        experts.setdefault(key, job)
+        keys.append(key)
+    return keys
+
+
+def _plan_cell(
+    cell: Cell, base_id: str, data_keys: dict[str, DatasetJob], expert_keys: list[str], workdir: Path
+) -> CellJob:
+    """The evaluation job of one cell, keyed by what determines its numbers."""
+    s = cell.spec
+    ev = cell.evaluation
+    data_job = data_keys[ev.dataset]
+    file = eval_file(ev, s.datasets[ev.dataset])
+    eval_path = data_job.path / file
+    if ev.triplets != "all":
+        eval_path = _subset(workdir, data_job, file, ev.triplets, with_retention=True) / file
+    options = {
+        k: str(_subset(workdir, data_keys[v["dataset"]], v["file"], v.get("triplets", "all")) / v["file"])
+        if isinstance(v, dict)
+        else v
+        for k, v in cell.method.options.items()
+    }
+    max_new = MAX_NEW_TOKENS[ev.prompting]
+    what = {
+        "base": base_id,
+        "experts": expert_keys,
+        "method": cell.method.name,
+        "options": {
+            k: [data_keys[v["dataset"]].key, v["file"], v.get("triplets", "all")]
             if isinstance(v, dict)
             else v
             for k, v in cell.method.options.items()
-        }
-        max_new = MAX_NEW_TOKENS[ev.prompting]
-        what = {
-            "base": base_id,
-            "experts": expert_keys,
-            "method": cell.method.name,
-            "options": {
-                k: [data_keys[v["dataset"]].key, v["file"], v.get("triplets", "all")]
-                if isinstance(v, dict)
-                else v
-                for k, v in cell.method.options.items()
-            },
-            "data": [data_job.key, file, ev.triplets],
-            "decoding": {"max_new_tokens": max_new, "batch": EVAL_BATCH, "evaluator": EVALUATOR_VERSION},
-        }
-        record = {
-            "experiment": s.name,
-            "point": cell.point,
-            "seed": cell.seed,
-            "library": cell.library,
-            "members": s.members(cell.library),
-            "targets": {m: s.experts[m].lora.targets for m in s.members(cell.library)},
-            "method": cell.method.name,
-            "options": cell.method.options,
-            "evaluation": {**ev.model_dump(), "file": file},
-            "datasets": {k: d.spec for k, d in data_keys.items()},
-        }
-        cells.append(
-            CellJob(
-                config_hash(what, 16),
-                cell.base,
-                eval_path,
-                data_job.key,
-                tuple(expert_keys),
-                cell.method.name,
-                options,
-                cell.library,
-                max_new,
-                record,
-            )
-        )
-    return Plan(run_name(spec, preset), workdir, datasets, experts, cells)
+        },
+        "data": [data_job.key, file, ev.triplets],
+        "decoding": {"max_new_tokens": max_new, "batch": EVAL_BATCH, "evaluator": EVALUATOR_VERSION},
+    }
+    record = {
+        "experiment": s.name,
+        "point": cell.point,
+        "seed": cell.seed,
+        "library": cell.library,
+        "members": s.members(cell.library),
+        "targets": {m: s.experts[m].lora.targets for m in s.members(cell.library)},
+        "method": cell.method.name,
+        "options": cell.method.options,
+        "evaluation": {**ev.model_dump(), "file": file},
+        "datasets": {k: d.spec for k, d in data_keys.items()},
+    }
+    return CellJob(
+        config_hash(what, 16),
+        cell.base,
+        eval_path,
+        data_job.key,
+        tuple(expert_keys),
+        cell.method.name,
+        options,
+        cell.library,
+        max_new,
+        record,
+    )
 
 
 def _subset(workdir: Path, data: DatasetJob, file: str, triplets: str, with_retention: bool = False) -> Path:
