@@ -116,20 +116,13 @@ def _child_report(status_fd: int, line: str) -> None:
         os.write(status_fd, (line + "\n").encode("utf-8", "replace"))
 
 
-def _child_hook(workdir: str, status_fd: int) -> Callable[[str, tuple[Any, ...]], None]:
-    """The audit hook: refuses the events listed in docs/sandbox.md by raising in the code that caused them
-    (PermissionError, ImportError for imports) and reports each refusal once."""
+def _child_rules() -> tuple[
+    tuple[str, ...], int, tuple[str, ...], frozenset[str], frozenset[str], frozenset[str]
+]:
+    """The audit hook's tables (docs/sandbox.md): readable devices, the write flags of os.open, refused
+    event prefixes, refused imports, path-mutating events and directory-listing events."""
     import os
-    import sys
 
-    realpath, getcwd, join, fsdecode, fspath = (
-        os.path.realpath,
-        os.getcwd,
-        os.path.join,
-        os.fsdecode,
-        os.fspath,
-    )
-    read_roots = (*(realpath(p) for p in sys.path if p), workdir)
     devices = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
     denied = (
@@ -154,6 +147,24 @@ def _child_hook(workdir: str, status_fd: int) -> Callable[[str, tuple[Any, ...]]
         }
     )
     listing = frozenset({"os.listdir", "os.scandir", "os.listxattr", "os.getxattr"})
+    return devices, write_flags, denied, denied_imports, mutating, listing
+
+
+def _child_hook(workdir: str, status_fd: int) -> Callable[[str, tuple[Any, ...]], None]:
+    """The audit hook: refuses the events listed in docs/sandbox.md by raising in the code that caused them
+    (PermissionError, ImportError for imports) and reports each refusal once."""
+    import os
+    import sys
+
+    realpath, getcwd, join, fsdecode, fspath = (
+        os.path.realpath,
+        os.getcwd,
+        os.path.join,
+        os.fsdecode,
+        os.fspath,
+    )
+    read_roots = (*(realpath(p) for p in sys.path if p), workdir)
+    devices, write_flags, denied, denied_imports, mutating, listing = _child_rules()
     seen: set[str] = set()
 
     def resolve(path: Any) -> str | None:
@@ -281,7 +292,9 @@ def _child_main(cfg: dict[str, Any]) -> None:
 @lru_cache(maxsize=1)
 def _child_source() -> str:
     """The program `python -c` runs in the sandbox: the _child_* functions and a call of _child_main."""
-    parts = [inspect.getsource(f) for f in (_child_report, _child_hook, _child_limit, _child_main)]
+    parts = [
+        inspect.getsource(f) for f in (_child_report, _child_rules, _child_hook, _child_limit, _child_main)
+    ]
     call = "import json, sys\n_child_main(json.loads(sys.argv[1]))\n"
     return "from __future__ import annotations\n\n" + "\n\n".join(parts) + call
 
