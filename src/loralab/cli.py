@@ -723,7 +723,7 @@ def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
 @app.command("validate")
 def validate_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML)")],
-    preset: Annotated[str | None, typer.Option(help="scale: test, default or paper")] = None,
+    preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
 ) -> None:
     """Check an experiment spec without running anything: keys, types, names, grid; print what it expands to.
 
@@ -737,7 +737,7 @@ def validate_cmd(
 @app.command("run")
 def run_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML), e.g. experiments/paper/*.yaml")],
-    preset: Annotated[str | None, typer.Option(help="scale: test, default or paper")] = None,
+    preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
     workdir: Workdir = Path("loralab-work"),
     executor: Annotated[str, typer.Option(help="local (one process) or ray")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start one)")] = None,
@@ -768,7 +768,10 @@ def status_cmd(
     run_folder: Annotated[Path, typer.Argument(help="a run folder, WORKDIR/runs/NAME[.PRESET]")],
     all_items: Annotated[bool, typer.Option("--all", help="list done items too")] = False,
 ) -> None:
-    """What a run has done and what remains (datasets, experts, cells), and its sessions so far."""
+    """What a run has done and what remains (datasets, experts, cells), and its sessions so far.
+
+    Example: loralab status loralab-work/runs/bridge-ablation.default
+    """
     from loralab.experiments.runner import status
 
     info = status(run_folder)

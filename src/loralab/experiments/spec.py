@@ -25,7 +25,7 @@ value replacing the spec's own value at that path (and setting it where the spec
 `load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
 experts, bases) and the files it asks of each dataset; any mistake is one `LoralabError` line,
 ``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale preset (`SCALES`: test, default,
-paper) without touching what it compares.
+paper, cpu-real) without touching what it compares.
 """
 
 from __future__ import annotations
