@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from _common import median_seconds, parser
 
-from loralab.combine import combine
+from loralab.combination import combine
 from loralab.models.load import load_base, resolve_base
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from loralab.combine import METHODS, combine
-from loralab.evaluate import evaluate
-from loralab.evaluate.generate import greedy_batch
+from loralab.combination import METHODS, combine
+from loralab.evaluation import evaluate
+from loralab.evaluation.generate import greedy_batch
 from loralab.experts.config import ExpertConfig
 from loralab.experts.library import load_expert
 from loralab.experts.train import train_expert

@@ -13,7 +13,7 @@ import time
 import torch
 from _common import parser, twohop_data
 
-from loralab.evaluate import generate
+from loralab.evaluation import generate
 from loralab.models.chat import prompt_text, stop_token_ids
 from loralab.models.load import load_base
 from loralab.worlds.jsonl import read_jsonl

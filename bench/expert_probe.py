@@ -11,8 +11,8 @@ from pathlib import Path
 
 from _common import parser
 
-from loralab.combine import combine
-from loralab.evaluate import evaluate
+from loralab.combination import combine
+from loralab.evaluation import evaluate
 from loralab.experts.config import ExpertConfig
 from loralab.experts.train import train_expert
 from loralab.models.load import load_base

@@ -38,8 +38,8 @@ def factors(width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def prepare_ours(method: str, width: int, rank: int | None) -> Callable[[], object]:
-    from loralab.combine import merges
-    from loralab.combine.lora import Lora, refactor
+    from loralab.combination import merges
+    from loralab.combination.lora import Lora, refactor
 
     loras = [Lora(a, b, 2.0) for a, b in factors(width)]
     fn = getattr(merges, method)

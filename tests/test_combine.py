@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from loralab.combine import METHODS, RoutedLinear, combine, export_adapter, merge
-from loralab.combine.arrow import power_prototype, prototype
-from loralab.combine.routed import ArrowRouter, FixedRouter
+from loralab.combination import METHODS, RoutedLinear, combine, export_adapter, merge
+from loralab.combination.arrow import power_prototype, prototype
+from loralab.combination.routed import ArrowRouter, FixedRouter
 from loralab.errors import LoralabError
 from loralab.experts.library import load_expert
 from loralab.models.load import load_base
@@ -342,7 +342,7 @@ def test_cli_lists_methods_and_combines(
 ) -> None:
     from peft import PeftModel
 
-    from loralab.combine import load_combined
+    from loralab.combination import load_combined
     from tests.conftest import run_cli
 
     assert run_cli(["ls", "methods"], monkeypatch) == 0

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from loralab.evaluate import extract, generate, is_correct, wilson
-from loralab.evaluate.generate import greedy_batch
+from loralab.evaluation import extract, generate, is_correct, wilson
+from loralab.evaluation.generate import greedy_batch
 from loralab.models.chat import prompt_text, stop_token_ids
 from loralab.models.load import load_base
 
@@ -90,7 +90,7 @@ def hand_records() -> list[dict[str, object]]:
 
 
 def test_retention_metrics_on_hand_made_predictions() -> None:
-    from loralab.evaluate.retention import by_triplet, retention_metrics
+    from loralab.evaluation.retention import by_triplet, retention_metrics
 
     m = retention_metrics(hand_records())
     got = {k: (r.k, r.n) for k, r in m.items()}
@@ -112,7 +112,7 @@ def test_retention_metrics_on_hand_made_predictions() -> None:
 
 
 def test_conditional_accuracy_with_an_empty_condition_is_n_0_not_0() -> None:
-    from loralab.evaluate.retention import retention_metrics
+    from loralab.evaluation.retention import retention_metrics
 
     recs = [r for r in hand_records() if r["triplet"] != 0]  # no triplet keeps both hops
     cond = retention_metrics(recs)["twohop_given_both"]
@@ -122,7 +122,7 @@ def test_conditional_accuracy_with_an_empty_condition_is_n_0_not_0() -> None:
 
 
 def test_cot_steps_split_and_whole_word_matching() -> None:
-    from loralab.evaluate.retention import cot_steps, names
+    from loralab.evaluation.retention import cot_steps, names
 
     s1, s2 = cot_steps(_cot("Ada Lovelace", "Paris"))
     assert "Ada Lovelace" in s1 and "Paris" not in s1 and "Paris" in s2 and "Therefore" not in s2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from loralab.combine import combine
+from loralab.combination import combine
 from loralab.experts.library import list_library, load_expert
 from loralab.experts.train import bucketed_batches, encode, resolve_targets
 from loralab.models.load import load_base

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from loralab.combine import combine, merge
-from loralab.combine.lora import Lora, refactor
-from loralab.combine.merges import dare_linear, dare_ties, magnitude_prune, ties
+from loralab.combination import combine, merge
+from loralab.combination.lora import Lora, refactor
+from loralab.combination.merges import dare_linear, dare_ties, magnitude_prune, ties
 from loralab.models.load import load_base
 from tests.conftest import make_lora_folder
 
@@ -168,7 +168,7 @@ def test_arrow_power_prototypes_equal_peft_arrow(tiny_base: Path, peers: list[Pa
 def test_arrow_exact_prototypes_equal_peft_arrow_given_the_same_prototypes(
     tiny_base: Path, peers: list[Path]
 ) -> None:
-    from loralab.combine.arrow import prototype
+    from loralab.combination.arrow import prototype
     from loralab.experts.library import load_expert
 
     peft_model = _peft_arrow(tiny_base, peers, 2, 0.5)
@@ -187,7 +187,7 @@ def test_arrow_exact_prototypes_equal_peft_arrow_given_the_same_prototypes(
 
 
 def test_blockwise_ties_equals_a_whole_tensor_reference() -> None:
-    from loralab.combine.merges import BLOCK_ELEMENTS, magnitude_threshold
+    from loralab.combination.merges import BLOCK_ELEMENTS, magnitude_threshold
 
     gen = torch.Generator().manual_seed(5)
     rows = 2 * BLOCK_ELEMENTS // 40 + 88  # three row blocks of 40 columns
@@ -216,7 +216,7 @@ def test_blockwise_ties_equals_a_whole_tensor_reference() -> None:
 
 
 def test_magnitude_threshold_with_ties_keeps_every_tied_entry() -> None:
-    from loralab.combine.merges import keep_top_magnitude, magnitude_threshold
+    from loralab.combination.merges import keep_top_magnitude, magnitude_threshold
 
     t = torch.tensor([[1.0, -3.0, 2.0, 3.0], [2.0, -2.0, 0.5, 1.0]])
     # top 3 of 8 by magnitude: 3, 3, then a tie of three 2's: the threshold is 2 and all 2's stay

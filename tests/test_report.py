@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from loralab.evaluate.score import wilson
+from loralab.evaluation.score import wilson
 from tests.conftest import run_cli
 
 SPECS = Path(__file__).parent / "specs"
@@ -146,7 +146,7 @@ def test_seeds_are_pooled_and_numbers_match_the_store(
 
 def test_pooling_sums_counts_over_seeds_and_keeps_missing_ones_visible(seeds_run: Path) -> None:
     """Made-up counts (the test base answers nothing right): 3/8 and 5/8 pool to 8/16, Wilson of 8/16."""
-    from loralab.evaluate.retention import Rate
+    from loralab.evaluation.retention import Rate
     from loralab.experiments.runner import load_plan
     from loralab.report.layouts import GENERIC, build_table, pool
 

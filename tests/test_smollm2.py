@@ -192,7 +192,7 @@ def test_import_smollm2() -> None:
     from safetensors import safe_open
 
     from loralab.artifacts import read_json
-    from loralab.evaluate.generate import generate
+    from loralab.evaluation.generate import generate
     from loralab.models.load import load_base, resolve_base
 
     path = importer.import_base("smollm2")

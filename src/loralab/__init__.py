@@ -13,12 +13,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "combine": "loralab.combine",
-    "METHODS": "loralab.combine",
+    "combine": "loralab.combination",
+    "METHODS": "loralab.combination",
     "train_expert": "loralab.experts.train",
     "ExpertConfig": "loralab.experts.config",
     "load_expert": "loralab.experts.library",
-    "evaluate": "loralab.evaluate",
+    "evaluate": "loralab.evaluation",
     "load_base": "loralab.models.load",
     "build_twohop": "loralab.worlds.twohop",
     "build_setup": "loralab.worlds.setups",

@@ -69,7 +69,7 @@ def ls_registries(
     """
     from rich.table import Table
 
-    from loralab.combine import METHODS, options
+    from loralab.combination import METHODS, options
     from loralab.models.tiny import PRESETS
     from loralab.worlds.graph import GRAPH_VARIANTS
     from loralab.worlds.setups import SETUPS, mixture_notation
@@ -135,11 +135,11 @@ def combine_cmd(
     overwrite: bool = False,
 ) -> None:
     """Combine experts into one artifact: a PEFT adapter folder for merges and learned methods (loads with
-    peft.PeftModel.from_pretrained), a recipe folder with the experts for routers (loralab.combine.load_combined).
+    peft.PeftModel.from_pretrained), a recipe folder with the experts for routers (loralab.combination.load_combined).
 
     Example: loralab combine --method ties --expert lib/A-B --expert lib/B-C --opt density=0.5 --out merged
     """
-    from loralab.combine import METHODS, export_adapter, get_method, merge, save_combined
+    from loralab.combination import METHODS, export_adapter, get_method, merge, save_combined
 
     spec = get_method(method)
     experts = expand_experts(expert)
@@ -486,7 +486,7 @@ def probe_familiarity(
     from rich.table import Table
 
     from loralab.artifacts import write_json
-    from loralab.evaluate.score import wilson
+    from loralab.evaluation.score import wilson
     from loralab.probes.familiarity import cached_probe, rows
 
     result = cached_probe(base, refresh=refresh)
@@ -700,7 +700,7 @@ def report(
 
 def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
     """Print the result table of a results database (with retention columns where the cells have them)."""
-    from loralab.evaluate.retention import by_triplet as breakdown
+    from loralab.evaluation.retention import by_triplet as breakdown
     from loralab.experiments.store import cells, connect, examples
     from loralab.report.table import by_triplet_markdown, markdown, rich_table, to_csv
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import read_json
-from loralab.combine import combine
-from loralab.evaluate import Evaluation, evaluate
+from loralab.combination import combine
+from loralab.evaluation import Evaluation, evaluate
 from loralab.experiments.store import add_cell, connect
 from loralab.models.load import load_base, resolve_base
 from loralab.worlds.jsonl import read_jsonl
@@ -40,7 +40,7 @@ def run_cell(
 
     With `retention`, a two-hop file (`ac.*.jsonl`, `ac_cot.*.jsonl`) whose folder holds the one-hop files of
     the same split (`ab.*`, `bc.*`) is scored on those too, and the records are stored with the cell (the
-    cell's n and accuracy stay the two-hop ones; see `evaluate/retention.py`)."""
+    cell's n and accuracy stay the two-hop ones; see `evaluation/retention.py`)."""
     cell, rows, result = evaluate_cell(
         base,
         data,

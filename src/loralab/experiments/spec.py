@@ -403,8 +403,8 @@ def _check_datasets(spec: ExperimentSpec) -> None:
 
 def _check_methods(spec: ExperimentSpec, methods: list[MethodRef], at: Loc) -> None:
     """Method names exist and their options fit their signatures; a dataset-file option names a real file."""
-    from loralab.combine import METHODS
-    from loralab.combine.registry import coerce_options
+    from loralab.combination import METHODS
+    from loralab.combination.registry import coerce_options
 
     for i, method in enumerate(methods):
         if method.name not in METHODS:

@@ -149,7 +149,7 @@ def cells(
         rows = [by_key[k] for k in keys if k in by_key]
     for row in rows:
         row["config"] = json.loads(row["config"])
-    from loralab.evaluate.retention import retention_metrics
+    from loralab.evaluation.retention import retention_metrics
 
     for row in rows:
         row["metrics"] = retention_metrics(examples(con, row["id"]))

@@ -89,7 +89,7 @@ def eval_cmd(
     Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --expert lib/sym --expert lib/p1 --method arrow
     """
     from loralab.cli import parse_options
-    from loralab.combine import combine
+    from loralab.combination import combine
     from loralab.experiments.store import add_cell, connect
     from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES
     from loralab.gsm.evaluate import DecodeConfig, cell_record, evaluate_gsm, hf_batch_generate

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loralab.artifacts import config_hash
 from loralab.errors import LoralabError
-from loralab.evaluate.score import wilson
+from loralab.evaluation.score import wilson
 from loralab.gsm.analysis import Analysis, analyze, tally
 from loralab.gsm.extract import gold_value
 from loralab.gsm.prompts import PROMPTS, render
@@ -68,7 +68,7 @@ class DecodeConfig(BaseModel):
 def hf_batch_generate(model: Any, tokenizer: Any, max_new_tokens: int, batch_size: int = 32) -> BatchGenerate:
     """A `BatchGenerate` over a Hugging Face model: prompts sorted by length, batched greedy decoding with the
     KV cache (`evaluate.generate.greedy_batch`), stopping at the tokenizer's end tokens."""
-    from loralab.evaluate.generate import greedy_batch
+    from loralab.evaluation.generate import greedy_batch
     from loralab.faults import checkpoint
     from loralab.models.chat import stop_token_ids
 

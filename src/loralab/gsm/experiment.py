@@ -126,7 +126,7 @@ class TableSpec(_Strict):
 
     @model_validator(mode="after")
     def _known(self) -> TableSpec:
-        from loralab.combine import METHODS
+        from loralab.combination import METHODS
 
         for m in self.methods:
             if m != "base" and m not in SINGLE and m not in METHODS:
@@ -762,7 +762,7 @@ def _evaluate_cells(
     batch_size: int,
     log: Any,
 ) -> int:
-    from loralab.combine import combine
+    from loralab.combination import combine
     from loralab.experiments.store import add_cell, connect, stored_keys
     from loralab.gsm.evaluate import cell_record, evaluate_gsm, hf_batch_generate
     from loralab.models.load import load_base

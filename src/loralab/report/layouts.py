@@ -2,7 +2,7 @@
 
 `pool` turns a run's plan and its stored cells into *groups*: one per cell of the plan with the seed left
 out. A group pools its seeds: correct answers and questions are summed over the seeds that are done, and the
-95% interval is the Wilson interval of the pooled counts (`loralab.evaluate.score.wilson`, the one every
+95% interval is the Wilson interval of the pooled counts (`loralab.evaluation.score.wilson`, the one every
 stored cell uses); retention rates pool the same way. Only cells of the plan count: a stored cell of an
 older spec with the same name is not in the plan, so it is not in the report.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loralab.artifacts import config_hash
-from loralab.evaluate.retention import Rate
-from loralab.evaluate.score import wilson
+from loralab.evaluation.retention import Rate
+from loralab.evaluation.score import wilson
 from loralab.report.paper import DEFAULT_MODEL, TARGETS_LABEL, PaperMatch, paper_match
 from loralab.report.table import RETENTION
 
@@ -459,7 +459,7 @@ def retention_table(layout: Layout, groups: Sequence[Group]) -> ReportTable | No
             ]
         )
     caption = (
-        "Retention (evaluate/retention.py): the held-out one-hop questions of the same triplets, in %; a hop is "
+        "Retention (evaluation/retention.py): the held-out one-hop questions of the same triplets, in %; a hop is "
         "kept for a triplet when all its questions are answered; two-hop given both kept isolates composition. "
         "Counts pooled over seeds like the main table."
     )

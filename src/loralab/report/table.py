@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 COLUMNS = ("base", "dataset", "prompting", "method", "library", "n", "accuracy", "95% CI")
-# retention columns (evaluate/retention.py), shown when a row has them: metric key -> header
+# retention columns (evaluation/retention.py), shown when a row has them: metric key -> header
 RETENTION = {
     "retained_ab": "A→B kept",
     "retained_bc": "B→C kept",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from loralab.evaluate.score import wilson
+from loralab.evaluation.score import wilson
 from loralab.theory.config import TheoryConfig
 from loralab.theory.edits import gd_lora, prop1_update
 from loralab.theory.experiments import EXPERIMENTS, Case, Chain, ExperimentSpec, Outcome, thm2_sum

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from loralab.combine.lora import Lora, concat
-from loralab.combine.merges import check_equal_ranks
-from loralab.combine.routed import FixedRouter, RoutedLinear
-from loralab.combine.routers import install_routed
+from loralab.combination.lora import Lora, concat
+from loralab.combination.merges import check_equal_ranks
+from loralab.combination.routed import FixedRouter, RoutedLinear
+from loralab.combination.routers import install_routed
 from loralab.errors import LoralabError
 from loralab.experts.library import Expert
 from loralab.progress import progress

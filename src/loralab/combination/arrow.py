@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import torch
 
-from loralab.combine.routed import ArrowRouter, Mix
-from loralab.combine.routers import install_routed
+from loralab.combination.routed import ArrowRouter, Mix
+from loralab.combination.routers import install_routed
 from loralab.errors import LoralabError
 from loralab.experts.library import ADAPTER_WEIGHTS, Expert, load_expert
 

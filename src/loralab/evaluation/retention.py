@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loralab.evaluate.score import wilson
+from loralab.evaluation.score import wilson
 
 ONE_HOP = ("ab", "bc")
 TWO_HOP = ("ac", "ac_cot")

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from loralab.combine.lora import Lora, concat
+from loralab.combination.lora import Lora, concat
 from loralab.errors import LoralabError
 
 Sparsify = Literal["none", "magnitude", "random"]

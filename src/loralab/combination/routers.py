@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from loralab.combine.routed import FixedRouter, Mix, RoutedLinear, stack_experts
+from loralab.combination.routed import FixedRouter, Mix, RoutedLinear, stack_experts
 from loralab.errors import LoralabError
 from loralab.experts.library import Expert
 

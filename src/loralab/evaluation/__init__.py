@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loralab.evaluate.generate import generate
-from loralab.evaluate.score import extract, is_correct, wilson
+from loralab.evaluation.generate import generate
+from loralab.evaluation.score import extract, is_correct, wilson
 
 __all__ = ["Evaluation", "evaluate", "extract", "generate", "is_correct", "wilson"]
 

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from loralab.artifacts import META, atomic_dir, provenance, read_json, write_json
-from loralab.combine.lora import Lora, pad_rank, refactor
-from loralab.combine.methods import SPECS
-from loralab.combine.registry import METHODS, MethodSpec, Option, coerce_options, options, register
-from loralab.combine.routed import RoutedLinear
+from loralab.combination.lora import Lora, pad_rank, refactor
+from loralab.combination.methods import SPECS
+from loralab.combination.registry import METHODS, MethodSpec, Option, coerce_options, options, register
+from loralab.combination.routed import RoutedLinear
 from loralab.errors import LoralabError
 from loralab.experts.library import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Expert, check_compatible, load_expert
 

@@ -1,4 +1,4 @@
-"""The registry of combination methods: one plain dict, filled by explicit imports in `combine/methods.py`.
+"""The registry of combination methods: one plain dict, filled by explicit imports in `combination/methods.py`.
 
 A method's options are its function's keyword arguments: their names, types and defaults are read from the
 signature, so `loralab ls methods`, `--opt k=v` parsing and the Python API cannot disagree.

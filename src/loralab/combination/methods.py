@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loralab.combine import arrow, learned, merges, routers
-from loralab.combine.registry import MethodSpec
+from loralab.combination import arrow, learned, merges, routers
+from loralab.combination.registry import MethodSpec
 
 TIES_PAPER = "Yadav et al. 2023, TIES-Merging: Resolving Interference When Merging Models"
 DARE_PAPER = "Yu et al. 2024, Language Models are Super Mario (DARE)"
