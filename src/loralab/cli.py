@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from loralab.diagnose.cli import audit_cmd, diagnose_cmd
 from loralab.errors import LoralabError
 from loralab.gsm.cli import gsm_app
 from loralab.gsm.sandbox_cli import sandbox_app
@@ -29,6 +30,8 @@ app.add_typer(base_app, name="base")
 app.add_typer(library_app, name="library")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(gsm_app, name="gsm")
+app.command("diagnose")(diagnose_cmd)
+app.command("audit")(audit_cmd)
 # a pipe or log file gets wide tables instead of rich's default of 80 columns
 console = Console() if sys.stdout.isatty() else Console(width=160)
 

@@ -1,0 +1,30 @@
+"""Mechanism diagnostics: why a combination of LoRA experts composes or not (routing, geometry, strength,
+attribution, verdict), for one combination (`diagnose`) or a whole library (`audit`). See README.md.
+
+Public names (imported lazily, so the CLI starts fast): `diagnose`, `write_diagnostics`, `diagnose_cell`,
+`audit`, `write_audit`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "diagnose": "loralab.diagnose.panel",
+    "write_diagnostics": "loralab.diagnose.panel",
+    "diagnose_cell": "loralab.diagnose.cell",
+    "audit": "loralab.diagnose.audit",
+    "write_audit": "loralab.diagnose.audit",
+}
+__all__ = [*_EXPORTS, "CHEAP", "PARTS"]
+PARTS = ("routing", "geometry", "strength", "attribution")
+"""The sections of diagnostics.json that measure something (plus `verdict`, computed from them)."""
+CHEAP = ("routing", "geometry")
+"""What `loralab run` measures per cell by default (no extra generation: the cell's own outputs are traced)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'loralab.diagnose' has no attribute {name!r}")

@@ -1,0 +1,78 @@
+"""Diagnostics of one evaluated cell of `loralab run`, kept beside the results store by the cell's key:
+``WORKDIR/diagnostics/KEY/diagnostics.json`` (+ .html). The runner calls `diagnose_cell` after storing a
+cell; `loralab report` reads `cell_summary` back.
+
+The probes are the cell's evaluation file and its one-hop siblings (retention), at most `PER_TASK` rows per
+task, and the routing trace reads the cell's own outputs (no second generation). By default only the cheap
+parts run (routing, geometry); strength curves and attribution evaluate more and are asked for explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loralab.artifacts import read_json
+from loralab.combination import get_method
+from loralab.diagnose import CHEAP
+from loralab.diagnose.panel import DIAGNOSTICS, diagnose, write_diagnostics
+from loralab.worlds.jsonl import read_jsonl
+
+PER_TASK = 16
+
+
+def _cell_rows(data: Path, records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Up to PER_TASK rows per task of the evaluation file and its retention siblings, with the outputs the
+    cell produced for them (matched by id)."""
+    task, _, rest = data.name.partition(".")
+    files = [data] + [data.parent / f"{hop}.{rest}" for hop in ("ab", "bc") if task in ("ac", "ac_cot")]
+    outputs = {(r.get("task"), r.get("id")): r.get("output") for r in records}
+    rows, outs = [], []
+    for f in files:
+        if not f.is_file():
+            continue
+        taken = 0
+        for r in read_jsonl(f, required=("prompt", "gold")):
+            out = outputs.get((r.get("task"), r.get("id")))
+            if out is None or taken >= PER_TASK:
+                continue
+            rows.append(r)
+            outs.append(str(out))
+            taken += 1
+    return rows, outs
+
+
+def diagnose_cell(
+    folder: Path,
+    base: str,
+    experts: Sequence[Path],
+    method: str,
+    options: dict[str, Any],
+    data: Path,
+    records: Sequence[dict[str, Any]],
+    parts: Sequence[str] = CHEAP,
+) -> Path | None:
+    """Write the cell's diagnostics into `folder` unless they are there with these parts; None when there
+    is nothing to diagnose (the base, a single-expert comparison row, no probes)."""
+    if not parts or not experts or get_method(method).kind == "baseline":
+        return None
+    done = folder / DIAGNOSTICS
+    if done.is_file() and set(parts) <= set(read_json(done).get("parts", [])):
+        return folder
+    rows, outputs = _cell_rows(Path(data), records)
+    if not rows:
+        return None
+    result = diagnose(base, experts, method, options, rows, parts, outputs=outputs, source=str(data))
+    result["parts"] = list(parts)
+    return write_diagnostics(result, folder, overwrite=True)
+
+
+def cell_summary(folder: Path) -> dict[str, Any] | None:
+    """The few numbers a report shows per cell, from its diagnostics (None when there are none)."""
+    path = folder / DIAGNOSTICS
+    if not path.is_file():
+        return None
+    diag = read_json(path)
+    scores = diag.get("verdict", {}).get("scores", {})
+    return {"labels": diag.get("verdict", {}).get("labels", []), **scores}

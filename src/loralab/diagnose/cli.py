@@ -1,0 +1,119 @@
+"""The `loralab diagnose` and `loralab audit` commands (registered on the main app by `loralab.cli`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from loralab.diagnose import PARTS
+from loralab.errors import LoralabError
+
+console = Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _pairs(opt: list[str]) -> dict[str, Any]:
+    """`key=value` strings; the method's signature converts the values (`coerce_options`)."""
+    out: dict[str, Any] = {}
+    for pair in opt:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LoralabError(f"--opt {pair}: expected key=value")
+        out[key] = value
+    return out
+
+
+def _parts(parts: str) -> list[str]:
+    chosen = [p.strip() for p in parts.split(",") if p.strip()]
+    bad = [p for p in chosen if p not in PARTS]
+    if bad or not chosen:
+        raise LoralabError(f"--parts {parts}: choose from {', '.join(PARTS)} (comma-separated)")
+    return chosen
+
+
+def _out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise LoralabError(f"--out {out}: already exists (pass --overwrite to replace it)")
+
+
+def diagnose_cmd(
+    expert: Annotated[list[Path], typer.Option("--expert", help="expert or library folder; repeatable")],
+    method: Annotated[str, typer.Option(help="combination method (loralab ls methods)")],
+    data: Annotated[
+        Path,
+        typer.Option(help="probe rows (JSONL: prompt, gold; an `expert` label enables routing accuracy)"),
+    ],
+    out: Annotated[Path, typer.Option(help="output folder (diagnostics.json, diagnostics.html)")],
+    base: Annotated[str, typer.Option(help="base preset or local HF model folder")] = "default",
+    opt: Annotated[list[str] | None, typer.Option(help="method option key=value; repeatable")] = None,
+    parts: Annotated[
+        str, typer.Option(help="comma-separated: routing, geometry, strength, attribution")
+    ] = ",".join(PARTS),
+    probes: Annotated[int, typer.Option(help="use the first N rows of --data")] = 32,
+    density: Annotated[float, typer.Option(help="TIES density for the sign-conflict rate")] = 0.2,
+    overwrite: bool = False,
+) -> None:
+    """Explain a combination: routing traces and accuracy, library geometry, strength curves, leave-one-out
+    attribution and a verdict, written as diagnostics.json and diagnostics.html.
+
+    Example: loralab diagnose --expert lib/A-B --expert lib/B-C --method arrow --data DS/ab.test.jsonl --out d
+    """
+    from loralab.diagnose.audit import library_experts
+    from loralab.diagnose.panel import DIAGNOSTICS, PAGE, diagnose, write_diagnostics
+    from loralab.worlds.jsonl import read_jsonl
+
+    chosen = _parts(parts)
+    if probes < 1:
+        raise LoralabError(f"--probes {probes}: must be positive")
+    if not 0 < density <= 1:
+        raise LoralabError(f"--density {density}: must be in (0, 1]")
+    _out(out, overwrite)
+    rows = read_jsonl(data, required=("prompt", "gold"))[:probes]
+    experts = library_experts(expert)
+    result = diagnose(
+        base, experts, method, _pairs(opt or []), rows, chosen, density=density, source=str(data)
+    )
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    for label in result["verdict"]["labels"] or ["no label applies"]:
+        console.print(f"verdict: {label}", highlight=False, markup=False)
+    path = write_diagnostics(result, out, overwrite=overwrite)
+    console.print(f"wrote {path / DIAGNOSTICS} and {path / PAGE}", highlight=False)
+
+
+def audit_cmd(
+    library: Annotated[list[Path], typer.Argument(help="library folder(s) or expert folders")],
+    out: Annotated[Path, typer.Option(help="output folder (audit.json, audit.html, reading.txt)")],
+    base: Annotated[str, typer.Option(help="base preset or local HF model folder")] = "default",
+    probe: Annotated[
+        Path | None,
+        typer.Option(help="JSONL rows {prompt, answer, expert} for adapters loralab did not train"),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="merge or router to pair experts with; repeatable (default uniform, arrow)"),
+    ] = None,
+    per_expert: Annotated[int, typer.Option(help="probes per expert")] = 16,
+    overwrite: bool = False,
+) -> None:
+    """Audit a library: each expert alone (strength curves), the pairwise interference matrix per method,
+    the whole library's routing accuracy, the geometry summary, and a one-paragraph reading.
+
+    Example: loralab audit loralab-work/library/my-lib --base default --probe probes.jsonl --out audit
+    """
+    from loralab.diagnose.audit import audit, write_audit
+
+    if per_expert < 1:
+        raise LoralabError(f"--per-expert {per_expert}: must be positive")
+    if probe is not None and not probe.is_file():
+        raise LoralabError(f"--probe {probe}: file not found")
+    _out(out, overwrite)
+    result = audit(library, base, probe, method or ["uniform", "arrow"], per_expert)
+    console.print(result["reading"], highlight=False, markup=False)
+    path = write_audit(result, out, overwrite=overwrite)
+    console.print(
+        f"wrote {path / 'audit.json'}, {path / 'audit.html'} and {path / 'reading.txt'}", highlight=False
+    )
