@@ -77,9 +77,9 @@ def diagnose_cmd(
         base, experts, method, _pairs(opt or []), rows, chosen, density=density, source=str(data)
     )
     for note in result["notes"]:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     for label in result["verdict"]["labels"] or ["no label applies"]:
-        console.print(f"verdict: {label}", highlight=False, markup=False)
+        console.print(f"verdict: {label}", highlight=False, markup=False, soft_wrap=True)
     path = write_diagnostics(result, out, overwrite=overwrite)
     console.print(f"wrote {path / DIAGNOSTICS} and {path / PAGE}", highlight=False)
 
@@ -112,7 +112,7 @@ def audit_cmd(
         raise LoralabError(f"--probe {probe}: file not found")
     _out(out, overwrite)
     result = audit(library, base, probe, method or ["uniform", "arrow"], per_expert)
-    console.print(result["reading"], highlight=False, markup=False)
+    console.print(result["reading"], highlight=False, markup=False, soft_wrap=True)
     path = write_audit(result, out, overwrite=overwrite)
     console.print(
         f"wrote {path / 'audit.json'}, {path / 'audit.html'} and {path / 'reading.txt'}", highlight=False

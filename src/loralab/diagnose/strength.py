@@ -35,8 +35,10 @@ def strength_curve(
     rows: Sequence[dict[str, Any]],
     lambdas: Sequence[float] = LAMBDAS,
     batch_size: int = 64,
+    keep_outputs: bool = False,
 ) -> dict[str, Any]:
-    """Accuracy on `rows` at each lambda. `model` is the base; its adapted weights are restored after."""
+    """Accuracy on `rows` at each lambda (and the outputs, with `keep_outputs`). `model` is the base; its
+    adapted weights are restored after."""
     originals = {m: model.get_submodule(m).weight.detach().clone() for m in expert.modules}
     points = []
     try:
@@ -54,9 +56,15 @@ def strength_curve(
                 batch_size,
                 f"strength {expert.name} x{lam}",
             )
-            points.append(
-                {"lambda": float(lam), "accuracy": result.accuracy, "n": result.n, "correct": result.correct}
-            )
+            point: dict[str, Any] = {
+                "lambda": float(lam),
+                "accuracy": result.accuracy,
+                "n": result.n,
+                "correct": result.correct,
+            }
+            if keep_outputs:
+                point["outputs"] = [r["output"] for r in result.rows]
+            points.append(point)
     finally:
         for m, w in originals.items():
             model.get_submodule(m).weight.copy_(w)

@@ -1,0 +1,453 @@
+"""The diagnose stage, checked on numbers worked out by hand (and against the Theorem 2 lab's closed form)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from loralab.combination import combine
+from loralab.combination.arrow import install_arrow
+from loralab.combination.routers import uniform_route
+from loralab.diagnose.attribution import leave_one_out
+from loralab.diagnose.common import Probe, layer_groups, make_probe, owners
+from loralab.diagnose.geometry import geometry, module_geometry
+from loralab.diagnose.routing import capture, token_stats, trace
+from loralab.diagnose.strength import strength_curve
+from loralab.diagnose.verdict import spearman_ci, verdict
+from loralab.experts.library import Expert, load_expert
+from loralab.worlds.jsonl import read_jsonl, write_jsonl
+from tests.conftest import make_lora_folder, run_cli
+
+# ---------------------------------------------------------------------------
+# A one-module toy: token ids -> fixed embeddings (4) -> `proj` (4 -> 3), where the experts sit
+# ---------------------------------------------------------------------------
+
+
+class Toy(nn.Module):
+    def __init__(self, emb: torch.Tensor, d_out: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.Embedding.from_pretrained(emb.float())
+        self.proj = nn.Linear(emb.shape[1], d_out, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.embed(input_ids))
+
+
+def expert(
+    name: str, A: list[list[float]] | torch.Tensor, B: list[list[float]] | torch.Tensor, s: float = 1.0
+) -> Expert:
+    a, b = torch.as_tensor(A, dtype=torch.float32), torch.as_tensor(B, dtype=torch.float32)
+    return Expert(name, Path("/nonexistent") / name, int(a.shape[0]), s, {"proj": a}, {"proj": b}, {})
+
+
+def probe(ids: list[int], owner: int | None) -> Probe:
+    n = len(ids)
+    classes = {"all": list(range(n)), "prompt": [0], "generated": list(range(1, n)), "focus": list(range(n))}
+    return Probe({"prompt": "p"}, ids, 1, classes, owner, [str(i) for i in ids])
+
+
+EMB = torch.tensor([[2.0, 0, 0, 0], [0, 3.0, 0, 0], [0.3, -0.7, 1.1, 0.5]])
+
+
+def random_expert(name: str, seed: int) -> Expert:
+    gen = torch.Generator().manual_seed(seed)
+    return expert(name, torch.randn(2, 4, generator=gen), torch.randn(3, 2, generator=gen), 2.0)
+
+
+def test_identical_experts_overlap_fully_and_arrow_is_exactly_flat() -> None:
+    x = random_expert("x", 0)
+    twin = expert("twin", x.A["proj"].clone(), x.B["proj"].clone(), 2.0)
+    g = module_geometry([x, twin], "proj", 0.5)["pairs"]["0-1"]
+    assert g["prototype_abs_cos"] == pytest.approx(1.0, abs=1e-6)
+    assert g["delta_cos"] == pytest.approx(1.0, abs=1e-12)
+    assert len(g["input_angles"]) == 2 and len(g["output_angles"]) == 2
+    assert max(g["input_angles"] + g["output_angles"]) == pytest.approx(0.0, abs=1e-7)
+    assert g["sign_conflict"] == 0.0
+    model = install_arrow(Toy(EMB), [x, twin], top_k=2)
+    routing = trace(model, [probe([0, 1, 2], 0)], ["x", "twin"])
+    assert routing["overall"]["entropy"] == pytest.approx(math.log(2), abs=1e-12)
+    assert routing["overall"]["entropy_ratio"] == pytest.approx(1.0, abs=1e-12)
+    assert routing["overall"]["coefficients"] == [0.5, 0.5]
+    assert routing["overall"]["margin"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_expert_and_its_negation() -> None:
+    x = random_expert("x", 1)
+    neg = expert("neg", x.A["proj"].clone(), -x.B["proj"], 2.0)
+    g = module_geometry([x, neg], "proj", 1.0)["pairs"]["0-1"]
+    assert g["prototype_abs_cos"] == pytest.approx(1.0, abs=1e-6)
+    assert g["delta_cos"] == pytest.approx(-1.0, abs=1e-12)
+    assert max(g["input_angles"] + g["output_angles"]) == pytest.approx(0.0, abs=1e-7)
+    assert g["sign_conflict"] == 1.0  # every entry is kept by both, with the opposite sign
+
+
+def test_orthogonal_rank_one_experts_by_hand() -> None:
+    ex = expert("X", [[1, 0, 0, 0]], [[1], [0], [0]])
+    ey = expert("Y", [[0, 1, 0, 0]], [[0], [1], [0]])
+    ez = expert("Z", [[1, 1, 0, 0]], [[0], [0], [2]])
+    geo = geometry([ex, ey, ez], density=1.0)
+    xy, xz, yz = (geo["modules"]["proj"]["pairs"][k] for k in ("0-1", "0-2", "1-2"))
+    assert xy["input_angles"] == [pytest.approx(math.pi / 2)] and xy["output_angles"] == [
+        pytest.approx(math.pi / 2)
+    ]
+    assert xz["input_angles"] == [pytest.approx(math.pi / 4)] and yz["input_angles"] == [
+        pytest.approx(math.pi / 4)
+    ]
+    assert xy["prototype_abs_cos"] == pytest.approx(0.0, abs=1e-7)
+    assert xz["prototype_abs_cos"] == pytest.approx(1 / math.sqrt(2), abs=1e-6)
+    assert xy["delta_cos"] == 0.0 and xz["delta_cos"] == 0.0
+    assert geo["modules"]["proj"]["norm"] == pytest.approx([1.0, 1.0, 2 * math.sqrt(2)])
+    assert geo["modules"]["proj"]["concentration"] == pytest.approx([1.0, 1.0, 1.0])
+    assert geo["pairs"]["0-2"]["input_angle_mean_deg"] == pytest.approx(45.0)
+    # Arrow, top_k=1: inputs along X's prototype (token 0) go to X, along Y's (token 1) to Y
+    model = install_arrow(Toy(EMB), [ex, ey], top_k=1)
+    routing = trace(model, [probe([0, 0, 0], 0), probe([1, 1], 1)], ["X", "Y"])
+    acc = routing["accuracy"]
+    assert acc["all_tokens"] == 1.0 and acc["focus_tokens"] == 1.0 and acc["all_tokens_top1"] == 1.0
+    assert acc["chance"] == 0.5
+    # top_k=2, T=1 on token 0: scores |x.p| = [2, 0], c_X = e^2 / (e^2 + 1), margin 2, |x| = 2
+    model = install_arrow(Toy(EMB), [ex, ey], top_k=2)
+    one = trace(model, [probe([0, 0], 0)], ["X", "Y"])["overall"]
+    assert one["owner_coefficient"] == pytest.approx(math.e**2 / (math.e**2 + 1), abs=1e-6)
+    assert one["margin"] == pytest.approx(2.0, abs=1e-6)
+    assert one["x_norm"] == pytest.approx(2.0)
+    assert one["projections"] == pytest.approx([2.0, 0.0], abs=1e-6)
+    # a fixed router: flat, margin 0, no prototypes
+    flat = trace(uniform_route(Toy(EMB), [ex, ey]), [probe([0, 1], 0)], ["X", "Y"])["overall"]
+    assert flat["entropy"] == pytest.approx(math.log(2)) and flat["margin"] == 0.0
+    assert flat["owner_coefficient"] == 0.5 and flat["projections"] is None
+
+
+def test_sign_conflict_by_hand() -> None:
+    p = expert("P", [[1, 1]], [[1], [1]])  # delta [[1, 1], [1, 1]]
+    q = expert("Q", [[1, -1]], [[1], [1]])  # delta [[1, -1], [1, -1]]
+    p.A["proj"], q.A["proj"] = p.A["proj"], q.A["proj"]
+    g = module_geometry([p, q], "proj", 1.0)["pairs"]["0-1"]
+    assert g["sign_conflict"] == 0.5
+    assert g["delta_cos"] == pytest.approx(0.0)
+
+
+def test_layer_groups_and_owners() -> None:
+    mods = ["model.layers.0.self_attn.q_proj", "model.layers.0.mlp.up_proj", "model.layers.1.mlp.down_proj"]
+    assert layer_groups(mods) == {
+        "attention/early": [mods[0]],
+        "mlp/early": [mods[1]],
+        "mlp/late": [mods[2]],
+    }
+    lib = [
+        Expert(n, Path(n), 1, 1.0, {}, {}, {"data": [f"/gone/{f}.train.jsonl" for f in files]})
+        for n, files in (("A-B", ["ab"]), ("B-C", ["bc"]), ("oracle", ["ab", "bc", "ac_cot"]))
+    ]
+    rows = [{"task": "ab"}, {"task": "bc"}, {"task": "ac_cot"}, {"task": "ac"}]
+    assert owners(rows, lib) == ([0, 1, 2, None], "the experts' training data (meta.json)")
+    assert owners(rows, lib[:2])[0] == [0, 1, None, None]
+    assert owners([{"expert": "B-C"}, {}], lib)[0] == [1, None]
+    with pytest.raises(Exception, match="row 1 has expert 'Z'"):
+        owners([{"expert": "Z"}], lib)
+
+
+def test_verdict_labels_and_spearman() -> None:
+    curve = {
+        "expert": "X",
+        "points": [{"lambda": x, "accuracy": y} for x, y in ((0, 0), (0.5, 0.1), (1, 0.8))],
+    }
+    diag: dict[str, Any] = {
+        "method": "uniform",
+        "options": {},
+        "experts": ["X", "Y"],
+        "routing": {
+            "experts": ["X", "Y"],
+            "by_class": {"focus": {"entropy_ratio": 0.99}},
+            "accuracy": {
+                "focus_tokens": 0.52,
+                "all_tokens": 0.5,
+                "chance": 0.5,
+                "by_owner": {"X": {"owner_coefficient": 0.52}},
+            },
+        },
+        "strength": {"curves": [curve]},
+        "probes": {"two_hop": 4, "two_hop_owned": 0},
+        "geometry": {"summary": {"prototype_abs_cos": 0.9, "delta_cos": 0.1, "sign_conflict": 0.1}},
+    }
+    labels = verdict(diag)["labels"]
+    assert "router flat (entropy 0.99 of max)" in labels
+    assert "routes at chance (owner 0.52, chance 0.50)" in labels
+    # the routing gives X 0.52 of itself: accuracy 0.1 + 0.02 / 0.5 * 0.7 = 0.128 of 0.8 = 0.16
+    assert "forgets by dilution (X keeps 0.16 of its accuracy at lambda 0.52)" in labels
+    assert "does not compose (no expert owns the two-hop prompts)" in labels
+    assert "prototypes alike (|cos| 0.90)" in labels
+    diag["routing"]["accuracy"]["focus_tokens"] = 0.9
+    assert (
+        "routes correctly, does not compose (owner 0.90) (no expert owns the two-hop prompts)"
+        in verdict(diag)["labels"]
+    )
+    assert spearman_ci([1, 2, 3, 4], [10, 20, 30, 45]) == {"n": 4, "rho": 1.0, "ci95": [1.0, 1.0]}
+    assert spearman_ci([1, 2, 3, 4], [4, 3, 2, 1])["rho"] == -1.0
+    assert spearman_ci([1, 1, 1], [1, 2, 3])["rho"] is None
+
+
+# ---------------------------------------------------------------------------
+# Theorem 2 lab: two summed min-norm adapters, seen by the panel, against the lab's closed form
+# ---------------------------------------------------------------------------
+
+
+class Readout(nn.Module):
+    """The lab's readout W (entities x D) as a linear layer over the features phi."""
+
+    def __init__(self, W: torch.Tensor) -> None:
+        super().__init__()
+        self.readout = nn.Linear(W.shape[1], W.shape[0], bias=False, dtype=torch.float64)
+        with torch.no_grad():
+            self.readout.weight.copy_(W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(x)
+
+
+def test_theory_lab_sum_agrees_with_the_closed_form() -> None:
+    from loralab.theory.edits import arrow_weights, edit_values
+    from loralab.theory.experiments import hop_adapters, thm2_sum
+    from loralab.theory.lab import sample_single
+    from loralab.theory.model import (
+        all_prompts,
+        build_model,
+        draw_u,
+        random_embeddings,
+        random_world,
+        relu_features,
+    )
+
+    rng, gen = random.Random(0), torch.Generator().manual_seed(0)
+    world = random_world(6, 2, 1.0, rng)
+    prompts = all_prompts(6, 2)
+    feats = relu_features(random_embeddings(6, 2, 64, gen).inputs(prompts), draw_u(512, 64, gen))
+    lab = build_model(world, prompts, feats)
+    case = sample_single(world, rng, library_pairs=0)
+    assert case is not None
+    c = case.chains[0]
+    ad = hop_adapters(lab, case.chains)
+    closed = thm2_sum(lab, case).values  # a1, a2: v_j . phi(xi) / |v_j|^2
+    v = [lab.phi([c.hop1])[0], lab.phi([c.hop2])[0]]
+    w = [edit_values(lab, [c.hop1], [c.y])[:, 0], edit_values(lab, [c.hop2], [c.z])[:, 0]]
+    # the lab's adapter A (entities x 1) is LoRA's B, its B (D x 1) is LoRA's A
+    experts = [
+        Expert(
+            f"r{i + 1}",
+            Path(f"/nonexistent/r{i + 1}"),
+            1,
+            1.0,
+            {"readout": a.B.T.float()},
+            {"readout": a.A.float()},
+            {},
+        )
+        for i, a in enumerate(ad)
+    ]
+    # geometry: Delta_j = w_j v_j^T / |v_j|^2 (eq. 1), rank 1
+    geo = module_geometry(experts, "readout", 0.0)
+    assert geo["norm"] == pytest.approx([float(w[j].norm() / v[j].norm()) for j in (0, 1)], rel=1e-5)
+    assert geo["concentration"] == pytest.approx([1.0, 1.0], abs=1e-6)
+    cos_v = float(v[0] @ v[1] / (v[0].norm() * v[1].norm()))
+    cos_w = float(w[0] @ w[1] / (w[0].norm() * w[1].norm()))
+    pair = geo["pairs"]["0-1"]
+    assert pair["prototype_abs_cos"] == pytest.approx(abs(cos_v), abs=1e-5)
+    assert pair["delta_cos"] == pytest.approx(cos_w * cos_v, abs=1e-5)
+    # routing: Arrow's |x . p_j| on the two-hop prompt is |a_j| |v_j|; normalised by |v_j| it is eq. (22)
+    xi = lab.phi([c.two_hop])
+    routed = install_arrow(Readout(lab.W), experts, top_k=2)
+    with capture(routed) as seen:
+        routed(xi)
+    x, coeff = seen["readout"]
+    proj = token_stats(routed.readout.router, x, coeff)["projections"][0]
+    expected = [abs(closed["a1"]) * float(v[0].norm()), abs(closed["a2"]) * float(v[1].norm())]
+    assert proj.tolist() == pytest.approx(expected, rel=1e-5)
+    share = proj / torch.stack([v[0].norm(), v[1].norm()])
+    assert (share / share.sum()).tolist() == pytest.approx(arrow_weights(list(ad), xi[0]).tolist(), rel=1e-5)
+    # attribution: leaving adapter j out of the sum takes a_j (i_new - i_old) off the output (Theorem 2)
+    net = Readout(lab.W)
+    full = combine(copy.deepcopy(net), experts, "linear")
+    drops = leave_one_out(
+        full,
+        lambda e: combine(copy.deepcopy(net), [experts[1 - e]], "linear"),
+        2,
+        {"readout": ["readout"]},
+        lambda m: m(xi)[0].detach(),
+    )
+    for j, a in enumerate((closed["a1"], closed["a2"])):
+        assert drops[j]["readout"].tolist() == pytest.approx((a * w[j]).tolist(), abs=1e-5)
+    assert float(drops[1]["readout"][c.z]) == pytest.approx(closed["a2"], abs=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# On the tiny fixture base
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lib(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two random non-zero adapters (attention + MLP) for the tiny base."""
+    from loralab.models.load import load_base
+
+    folder = tmp_path_factory.mktemp("diag-lib")
+    for seed, name in enumerate(("X", "Y")):
+        model, _ = load_base(tiny_base)
+        make_lora_folder(
+            folder / name, model, ["q_proj", "v_proj", "up_proj", "down_proj"], 4, seed, alpha=32.0
+        )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def probes(twohop_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = read_jsonl(twohop_dir / "ab.test.jsonl", required=("prompt", "gold"))[:4]
+    rows += read_jsonl(twohop_dir / "ac_cot.test.jsonl", required=("prompt", "gold"))[:2]
+    out = tmp_path_factory.mktemp("probes") / "probes.jsonl"
+    write_jsonl(out, [{**r, "expert": "X" if r["task"] == "ab" else "Y"} for r in rows])
+    return out
+
+
+def test_token_classes(tiny_base: Path, twohop_dir: Path) -> None:
+    from loralab.models.load import load_base
+
+    _, tok = load_base(tiny_base)
+    row = read_jsonl(twohop_dir / "ac_cot.test.jsonl", required=("prompt", "gold"))[0]
+    p = make_probe(tok, row, row["answer"])
+    text = lambda cls: "".join(p.tokens[i] for i in p.classes[cls])  # noqa: E731
+    assert row["a"] in text("subject") and row["a"] not in text("relation")
+    assert text("answer").strip() == row["gold"]
+    assert text("bridge").strip() == row["b"]
+    assert p.classes["focus"][0] == p.n_prompt - 1 and len(p.classes["generated"]) == len(p.ids) - p.n_prompt
+
+
+def test_strength_zero_is_the_base_and_one_is_eval(
+    tiny_base: Path, lib: Path, twohop_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loralab.evaluation import evaluate
+    from loralab.experiments.store import cells, connect, examples
+    from loralab.models.load import load_base
+
+    rows = read_jsonl(twohop_dir / "ab.test.jsonl", required=("prompt", "gold"))[:6]
+    data = tmp_path / "ab.test.jsonl"
+    write_jsonl(data, rows)
+    model, tok = load_base(tiny_base)
+    before = {k: t.clone() for k, t in model.state_dict().items()}
+    curve = strength_curve(model, tok, load_expert(lib / "X"), rows, (0.0, 1.0, 1.5), keep_outputs=True)
+    assert all(torch.equal(before[k], t) for k, t in model.state_dict().items())  # weights restored
+    base_run = evaluate(load_base(tiny_base)[0], tok, rows, 48)
+    at0, at1, _ = curve["points"]
+    assert at0["outputs"] == [r["output"] for r in base_run.rows] and at0["accuracy"] == base_run.accuracy
+    args = ["eval", "--base", str(tiny_base), "--data", str(data), "--expert", str(lib / "X")]
+    assert run_cli([*args, "--max-new-tokens", "48", "--workdir", str(tmp_path / "w")], monkeypatch) == 0
+    con = connect(tmp_path / "w" / "results.sqlite")
+    (cell,) = cells(con)
+    stored = {r["example_id"]: r["output"] for r in examples(con, cell["id"])}
+    assert at1["outputs"] == [stored[r["id"]] for r in rows] and at1["accuracy"] == cell["accuracy"]
+    assert at1["outputs"] != at0["outputs"]  # the expert changes the answers: the comparison has teeth
+
+
+def test_cli_diagnose_router_and_merge(
+    lib: Path,
+    probes: Path,
+    tiny_base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["diagnose", "--base", str(tiny_base), "--expert", str(lib), "--data", str(probes)]
+    assert (
+        run_cli([*args, "--method", "arrow", "--opt", "top_k=2", "--out", str(tmp_path / "a")], monkeypatch)
+        == 0
+    )
+    diag = json.loads((tmp_path / "a" / "diagnostics.json").read_text())
+    assert set(diag) >= {"routing", "geometry", "strength", "attribution", "verdict"}
+    acc = diag["routing"]["accuracy"]
+    assert 0 <= acc["all_tokens"] <= 1 and acc["chance"] == 0.5
+    assert set(diag["routing"]["by_class"]) >= {"prompt", "generated", "focus", "subject", "relation"}
+    assert [c["expert"] for c in diag["strength"]["curves"]] == ["X", "Y"]
+    assert [p["lambda"] for p in diag["strength"]["curves"][0]["points"]] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
+    assert set(diag["attribution"]["experts"]["X"]) == {
+        "attention/early",
+        "attention/late",
+        "mlp/early",
+        "mlp/late",
+        "all",
+    }
+    assert diag["attribution"]["experts"]["Y"]["all"]["bridge"] is not None  # CoT rows carry the bridge B
+    assert "data:image/png;base64," in (tmp_path / "a" / "diagnostics.html").read_text()
+    assert "verdict:" in capsys.readouterr().out
+    # a merge: no router, routing skipped and said so
+    parts = ["--parts", "routing,geometry"]
+    assert run_cli([*args, "--method", "ties", *parts, "--out", str(tmp_path / "t")], monkeypatch) == 0
+    diag = json.loads((tmp_path / "t" / "diagnostics.json").read_text())
+    assert diag["routing"] == {"skipped": "ties is a merge (no router): routing skipped"}
+    assert diag["strength"] == {"skipped": "not asked for"} and "summary" in diag["geometry"]
+    assert "routing skipped" in capsys.readouterr().out
+
+
+def test_cli_diagnose_without_labels_and_bad_input(
+    lib: Path,
+    twohop_dir: Path,
+    tiny_base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["diagnose", "--base", str(tiny_base), "--expert", str(lib), "--method", "arrow"]
+    data = ["--data", str(twohop_dir / "ab.test.jsonl"), "--probes", "2", "--parts", "routing"]
+    assert run_cli([*args, *data, "--out", str(tmp_path / "n")], monkeypatch) == 0
+    diag = json.loads((tmp_path / "n" / "diagnostics.json").read_text())
+    assert "accuracy" not in diag["routing"] and diag["routing"]["accuracy_skipped"] == "no `expert` labels"
+    assert "routing accuracy and strength curves skipped" in capsys.readouterr().out
+    for extra, needle in (
+        (
+            ["--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "m")],
+            "missing.jsonl: dataset file not found",
+        ),
+        ([*data, "--out", str(tmp_path / "n")], "already exists"),
+        ([*data, "--parts", "routing,vibes", "--out", str(tmp_path / "v")], "--parts routing,vibes"),
+        ([*data, "--opt", "top_k", "--out", str(tmp_path / "o")], "--opt top_k: expected key=value"),
+    ):
+        assert run_cli([*args, *extra], monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists() and not (tmp_path / "v").exists()
+
+
+def test_cli_audit(
+    lib: Path,
+    probes: Path,
+    tiny_base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["audit", str(lib), "--base", str(tiny_base), "--per-expert", "2"]
+    assert run_cli([*args, "--probe", str(probes), "--out", str(tmp_path / "a")], monkeypatch) == 0
+    out = json.loads((tmp_path / "a" / "audit.json").read_text())
+    assert out["experts"] == ["X", "Y"] and out["probes"] == {"X": 2, "Y": 2}
+    for method in ("uniform", "arrow"):
+        drop = out["interference"][method]["drop"]
+        assert drop[0][0] is None and drop[1][1] is None and drop[0][1] is not None
+        curve_x = out["strength"]["curves"][0]
+        alone = next(p["accuracy"] for p in curve_x["points"] if p["lambda"] == 1.0)
+        assert out["alone"]["X"] == alone
+    assert 0 <= out["library"]["arrow"]["routing"]["owner_coefficient"] <= 1
+    assert "routing" not in out["library"]["uniform"]
+    reading = (tmp_path / "a" / "reading.txt").read_text()
+    assert reading.startswith("Alone, the 2 experts") and reading.strip() in capsys.readouterr().out
+    # adapters loralab did not train and no --probe: one line
+    assert run_cli([*args, "--out", str(tmp_path / "b")], monkeypatch) == 2
+    assert "pass --probe FILE.jsonl" in capsys.readouterr().err
+    assert (
+        run_cli([*args, "--probe", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "c")], monkeypatch)
+        == 2
+    )
+    assert "--probe" in capsys.readouterr().err and not (tmp_path / "c").exists()
