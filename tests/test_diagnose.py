@@ -21,7 +21,8 @@ from loralab.diagnose.common import Probe, layer_groups, make_probe, owners
 from loralab.diagnose.geometry import geometry, module_geometry
 from loralab.diagnose.routing import capture, token_stats, trace
 from loralab.diagnose.strength import strength_curve
-from loralab.diagnose.verdict import spearman_ci, verdict
+from loralab.diagnose.validate import spearman_ci
+from loralab.diagnose.verdict import verdict
 from loralab.experts.library import Expert, load_expert
 from loralab.worlds.jsonl import read_jsonl, write_jsonl
 from tests.conftest import make_lora_folder, run_cli
@@ -451,3 +452,41 @@ def test_cli_audit(
         == 2
     )
     assert "--probe" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+GRID = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
+
+
+def test_run_diagnoses_each_cell_and_the_report_shows_it(tiny_base: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from loralab.experiments.runner import run
+    from loralab.experiments.spec import load_spec
+    from loralab.report.build import build_report
+
+    spec = tmp_path / "tiny-grid.yaml"
+    spec.write_text(GRID.replace("  - name: ties\n    options: {density: 0.5}\n", "  - name: arrow\n"))
+    plan = run(load_spec(spec, "test"), tmp_path / "w", "test", console=Console(quiet=True), probe=False)
+    by_method = {c.method: c for c in plan.cells}
+    assert set(by_method) == {"uniform", "arrow"}
+    arrow = json.loads(
+        (plan.workdir / "diagnostics" / by_method["arrow"].key / "diagnostics.json").read_text()
+    )
+    uniform = json.loads(
+        (plan.workdir / "diagnostics" / by_method["uniform"].key / "diagnostics.json").read_text()
+    )
+    assert arrow["parts"] == ["routing", "geometry"] and arrow["strength"] == {"skipped": "not asked for"}
+    # probes: 8 CoT two-hop questions and 8 + 8 one-hop (retention) ones, owned by A->B and B->C
+    assert (
+        arrow["probes"]["n"] == 24
+        and arrow["probes"]["labelled"] == 16
+        and arrow["probes"]["two_hop_owned"] == 0
+    )
+    assert 0 < arrow["routing"]["accuracy"]["all_tokens"] < 1
+    assert "skipped" in uniform["routing"] and "summary" in uniform["geometry"]
+    assert any("does not compose" in label for label in arrow["verdict"]["labels"])
+    report = build_report(plan.folder)
+    titles = [t.title for t in report.tables]
+    assert any(t.startswith("Diagnostics per cell") for t in titles)
+    assert any(t.startswith("Do the diagnostics predict?") for t in titles)
+    assert "does not compose" in report.markdown()

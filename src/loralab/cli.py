@@ -747,6 +747,9 @@ def run_cmd(
     probe: Annotated[
         bool, typer.Option(help="store the base's familiarity probe in the run's metadata (cached per base)")
     ] = True,
+    diagnostics: Annotated[
+        str, typer.Option(help="per cell: cheap (routing, geometry), full (+ strength, attribution) or none")
+    ] = "cheap",
 ) -> None:
     """Run an experiment: build its datasets, train its experts, evaluate every cell; resume where it stopped.
 
@@ -762,7 +765,12 @@ def run_cmd(
     loaded = load_spec(spec, preset)
     if address is not None and executor != "ray":
         raise LoralabError("--address: only with --executor ray")
-    plan = run(loaded, workdir, preset, executor, address, console, probe, str(spec))
+    from loralab.diagnose import CHEAP, PARTS
+
+    levels = {"cheap": CHEAP, "full": PARTS, "none": ()}
+    if diagnostics not in levels:
+        raise LoralabError(f"--diagnostics {diagnostics}: choose cheap, full or none")
+    plan = run(loaded, workdir, preset, executor, address, console, probe, str(spec), levels[diagnostics])
     console.print(f"report: loralab report {plan.folder}", highlight=False)
 
 

@@ -17,9 +17,11 @@ _EXPORTS = {
     "audit": "loralab.diagnose.audit",
     "write_audit": "loralab.diagnose.audit",
 }
-__all__ = [*_EXPORTS, "CHEAP", "PARTS"]
+__all__ = [*_EXPORTS, "CHEAP", "DIAGNOSTICS", "PARTS"]
 PARTS = ("routing", "geometry", "strength", "attribution")
 """The sections of diagnostics.json that measure something (plus `verdict`, computed from them)."""
+DIAGNOSTICS = "diagnostics.json"
+"""The file each diagnosis writes (with diagnostics.html beside it)."""
 CHEAP = ("routing", "geometry")
 """What `loralab run` measures per cell by default (no extra generation: the cell's own outputs are traced)."""
 

@@ -1,6 +1,6 @@
 """Diagnostics of one evaluated cell of `loralab run`, kept beside the results store by the cell's key:
 ``WORKDIR/diagnostics/KEY/diagnostics.json`` (+ .html). The runner calls `diagnose_cell` after storing a
-cell; `loralab report` reads `cell_summary` back.
+cell; `loralab report` reads them back (`report/diagnostics.py`).
 
 The probes are the cell's evaluation file and its one-hop siblings (retention), at most `PER_TASK` rows per
 task, and the routing trace reads the cell's own outputs (no second generation). By default only the cheap
@@ -15,8 +15,8 @@ from typing import Any
 
 from loralab.artifacts import read_json
 from loralab.combination import get_method
-from loralab.diagnose import CHEAP
-from loralab.diagnose.panel import DIAGNOSTICS, diagnose, write_diagnostics
+from loralab.diagnose import CHEAP, DIAGNOSTICS
+from loralab.diagnose.panel import diagnose, write_diagnostics
 from loralab.worlds.jsonl import read_jsonl
 
 PER_TASK = 16
@@ -66,13 +66,3 @@ def diagnose_cell(
     result = diagnose(base, experts, method, options, rows, parts, outputs=outputs, source=str(data))
     result["parts"] = list(parts)
     return write_diagnostics(result, folder, overwrite=True)
-
-
-def cell_summary(folder: Path) -> dict[str, Any] | None:
-    """The few numbers a report shows per cell, from its diagnostics (None when there are none)."""
-    path = folder / DIAGNOSTICS
-    if not path.is_file():
-        return None
-    diag = read_json(path)
-    scores = diag.get("verdict", {}).get("scores", {})
-    return {"labels": diag.get("verdict", {}).get("labels", []), **scores}

@@ -11,7 +11,7 @@ from typing import Any
 from loralab.artifacts import atomic_dir, provenance, write_json
 from loralab.combination import get_method
 from loralab.combination.registry import coerce_options
-from loralab.diagnose import PARTS
+from loralab.diagnose import DIAGNOSTICS, PARTS
 from loralab.diagnose.attribution import attribution
 from loralab.diagnose.common import TWO_HOP, make_probe, owners
 from loralab.diagnose.geometry import geometry
@@ -23,7 +23,6 @@ from loralab.evaluation import generate
 from loralab.experts.library import Expert, check_compatible, load_expert
 from loralab.models.load import load_base
 
-DIAGNOSTICS = "diagnostics.json"
 PAGE = "diagnostics.html"
 
 

@@ -32,7 +32,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -486,9 +486,12 @@ def run(
     console: Console | None = None,
     probe: bool = True,
     spec_path: str | None = None,
+    diagnostics: Sequence[str] = ("routing", "geometry"),
 ) -> Plan:
     """Run (or resume) every missing job of the spec; return the plan (results are in `plan.db`). With
-    `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached)."""
+    `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached).
+    `diagnostics`: the parts of `loralab.diagnose` measured per evaluated cell (local executor), kept in
+    WORKDIR/diagnostics/CELL_KEY/."""
     if executor not in ("local", "ray"):
         raise LoralabError(f"--executor {executor}: choose local or ray")
     console = console or Console()
@@ -520,7 +523,7 @@ def run(
 
             execute_ray(p, address, console)
         else:
-            execute_local(p, console)
+            execute_local(p, console, diagnostics)
         session["seconds"] = round(time.time() - start, 1)
         session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
         write_json(meta_path, meta)
@@ -555,8 +558,11 @@ def _stage(
             console.print(f"  [{i}/{len(jobs)}] {line} ({time.time() - t0:.0f} s)", highlight=False)
 
 
-def execute_local(p: Plan, console: Console) -> None:
-    """Experts, then cells (the plan built the datasets), each skipped when already complete."""
+def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) -> None:
+    """Experts, then cells (the plan built the datasets), each skipped when already complete; then each new
+    cell's `diagnostics` parts (`loralab.diagnose.cell`)."""
+    from loralab.diagnose.cell import diagnose_cell
+
     _stage(
         console,
         "experts",
@@ -568,6 +574,17 @@ def execute_local(p: Plan, console: Console) -> None:
     def evaluate_one(job: CellJob) -> str:
         cell, rows = evaluate_job(job, p.run, [p.experts[k].path for k in job.experts])
         _store(p, job, cell, rows)
+        paths = [p.experts[k].path for k in job.experts]
+        diagnose_cell(
+            p.workdir / "diagnostics" / job.key,
+            job.base,
+            paths,
+            job.method,
+            job.options,
+            job.data,
+            rows,
+            diagnostics,
+        )
         return f"{job.method} on {job.library} ({_where(job)}): {cell['accuracy']:.3f}"
 
     _stage(console, "cells", [c for c in p.cells if c.key not in have], evaluate_one)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import META, atomic_dir, read_json
+from loralab.report.diagnostics import diagnostics_tables
 from loralab.report.layouts import ReportTable, build_table, layout_for, pool, retention_table, to_csv
 from loralab.report.paper import DEFAULT_MODEL
 
@@ -121,6 +122,7 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     retention = retention_table(layout, groups)
     if retention is not None:
         tables.append(retention)
+    tables += diagnostics_tables(plan, stored)
     figures: dict[str, bytes] = {}
     drawn = bars(layout, groups, tables[0].title, model)
     if drawn is not None:
