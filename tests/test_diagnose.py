@@ -443,7 +443,9 @@ def test_cli_audit(
     assert 0 <= out["library"]["arrow"]["routing"]["owner_coefficient"] <= 1
     assert "routing" not in out["library"]["uniform"]
     reading = (tmp_path / "a" / "reading.txt").read_text()
-    assert reading.startswith("Alone, the 2 experts") and reading.strip() in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert reading.startswith("Alone, the 2 experts") and reading.strip() in printed
+    assert "uniform: accuracy" in printed and "arrow: accuracy" in printed  # the interference tables
     # adapters loralab did not train and no --probe: one line
     assert run_cli([*args, "--out", str(tmp_path / "b")], monkeypatch) == 2
     assert "pass --probe FILE.jsonl" in capsys.readouterr().err
@@ -490,3 +492,16 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(tiny_base: Path, tmp_pa
     assert any(t.startswith("Diagnostics per cell") for t in titles)
     assert any(t.startswith("Do the diagnostics predict?") for t in titles)
     assert "does not compose" in report.markdown()
+
+
+def test_audit_probes_come_from_the_experts_held_out_data(twohop_dir: Path) -> None:
+    from loralab.diagnose.audit import probe_sets
+
+    meta = {"data": [str(twohop_dir / "ab.train.jsonl")]}
+    ab = Expert("A-B", Path("/nonexistent/A-B"), 1, 1.0, {}, {}, meta)
+    alien = Expert("alien", Path("/nonexistent/alien"), 1, 1.0, {}, {}, {})
+    test_rows = read_jsonl(twohop_dir / "ab.test.jsonl", required=("prompt", "gold"))
+    sets = probe_sets([ab, alien], None, 3)
+    assert list(sets) == [0] and len(sets[0]) == 3  # the alien adapter has no held-out data
+    picked = [test_rows[0]["id"], test_rows[len(test_rows) // 2]["id"], test_rows[-1]["id"]]
+    assert [r["id"] for r in sets[0]] == picked and {r["expert"] for r in sets[0]} == {"A-B"}

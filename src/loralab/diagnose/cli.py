@@ -112,8 +112,48 @@ def audit_cmd(
         raise LoralabError(f"--probe {probe}: file not found")
     _out(out, overwrite)
     result = audit(library, base, probe, method or ["uniform", "arrow"], per_expert)
+    print_audit(result)
     console.print(result["reading"], highlight=False, markup=False, soft_wrap=True)
     path = write_audit(result, out, overwrite=overwrite)
     console.print(
         f"wrote {path / 'audit.json'}, {path / 'audit.html'} and {path / 'reading.txt'}", highlight=False
     )
+
+
+def _cell(v: Any) -> str:
+    return "-" if v is None else f"{v:+.2f}" if isinstance(v, float) and v < 0 else f"{v:.2f}"
+
+
+def print_audit(result: dict[str, Any]) -> None:
+    """The audit's tables on the terminal: alone and whole library, interference per method, strength
+    curves, geometry per pair."""
+    from rich.table import Table
+
+    names = result["experts"]
+    table = Table(title="each expert on its own probes")
+    for col in ("expert", "probes", "alone", *(f"all, {m}" for m in result["library"])):
+        table.add_column(col)
+    for n in names:
+        whole = [_cell(w["accuracy"].get(n)) for w in result["library"].values()]
+        table.add_row(n, str(result["probes"].get(n, 0)), _cell(result["alone"].get(n)), *whole)
+    console.print(table)
+    for method, inter in result["interference"].items():
+        table = Table(title=f"{method}: accuracy the row expert loses beside the column expert")
+        for col in ("", *names):
+            table.add_column(col)
+        for n, row in zip(names, inter["drop"], strict=True):
+            table.add_row(n, *(_cell(v) for v in row))
+        console.print(table)
+    table = Table(title="strength: accuracy on its own probes at lambda x its delta")
+    for col in ("expert", *(str(x) for x in result["strength"]["lambdas"])):
+        table.add_column(col)
+    for c in result["strength"]["curves"]:
+        table.add_row(c["expert"], *(_cell(p["accuracy"]) for p in c["points"]))
+    console.print(table)
+    table = Table(title="geometry (mean over modules)")
+    for col in ("pair", "prototype |cos|", "delta cos", "input angle (deg)", "sign conflict"):
+        table.add_column(col)
+    for p in result["geometry"]["pairs"].values():
+        keys = ("prototype_abs_cos", "delta_cos", "input_angle_mean_deg", "sign_conflict")
+        table.add_row(" / ".join(p["experts"]), *(_cell(p.get(k)) for k in keys))
+    console.print(table)
