@@ -597,9 +597,16 @@ def execute_local(p: Plan, console: Console) -> None:
     def evaluate_one(job: CellJob) -> str:
         cell, rows = evaluate_job(job, p.run, [p.experts[k].path for k in job.experts])
         _store(p, job, cell, rows)
-        return f"{job.method} on {job.library} ({_where(job)}): {cell['accuracy']:.3f}"
+        return f"{what(job)} ({_where(job)}): {cell['accuracy']:.3f}"
 
     _stage(console, "cells", [c for c in p.cells if c.key not in have], evaluate_one)
+
+
+def what(job: CellJob) -> str:
+    """``uniform on 2-combination``; a control cell: ``control: lora1 alone on ab.test.jsonl``."""
+    if "control" in job.record:
+        return f"control: {job.library} on {job.record['evaluation']['file']}"
+    return f"{job.method} on {job.library}"
 
 
 def _where(job: CellJob) -> str:
@@ -663,7 +670,7 @@ def status(folder: Path) -> dict[str, Any]:
         "run": p.run,
         "datasets": [(d.label, d.done()) for d in p.datasets.values()],
         "experts": [(f"{e.name} ({e.path.name})", e.done()) for e in p.experts.values()],
-        "cells": [(f"{c.method} on {c.library} ({_where(c)})", c.key in have) for c in p.cells],
+        "cells": [(f"{what(c)} ({_where(c)})", c.key in have) for c in p.cells],
         "partial": partial,
         "sessions": meta.get("sessions", []),
     }
