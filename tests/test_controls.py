@@ -16,7 +16,7 @@ from loralab.evaluation.retention import Rate
 from loralab.evaluation.score import seed_interval, t975, wilson
 from loralab.experiments.runner import CellJob, Plan
 from loralab.report import controls as pc
-from loralab.report.layouts import GENERIC, Group, between_text, build_table, pool
+from loralab.report.layouts import GENERIC, between_text, build_table, pool
 from tests.conftest import run_cli
 
 PAPER = Path(__file__).parents[1] / "experiments" / "paper"
@@ -163,7 +163,7 @@ def test_controls_arithmetic_not_measured_and_confounded(tmp_path: Path) -> None
     assert [r.name for r in results] == ["PC1", "PC1", "PC2", "PC3", "PC4", "PC4", "PC4", "PC4", "PC5"]
     assert pc.summary(results) == "Controls: 4 pass, 2 fail, 3 not measured."
 
-    groups = [g for g in pool(plan, stored) if not g.is_control]
+    groups = pool(plan, stored)
     pc.mark_confounded(groups, results)
     uniform, arrow = groups
     assert uniform.confounded == [
@@ -209,7 +209,7 @@ def test_pc2_pc3_pc5_and_the_familiarity_threshold(tmp_path: Path) -> None:
     assert ff[("PC5", "mixed alone on A→B")].verdict == "pass"  # 18/20 = 90%
     assert ff[("PC5", "mixed alone on B→C")].verdict == "too few questions (n<20)"  # n = 10
     assert [r.verdict for r in results if r.name == "PC4"] == ["not measured", "not measured"]
-    groups = [g for g in pool(plan, stored) if not g.is_control]
+    groups = pool(plan, stored)
     pc.mark_confounded(groups, results)
     confounded = {(pc.evaluated_variant(g.record), g.record["library"]): g.confounded for g in groups}
     assert confounded == {
@@ -240,7 +240,7 @@ def test_controls_per_seed_and_pooled(tmp_path: Path) -> None:
     assert table.header[-2:] == ["Each seed (%)", "Mean ± t [between-seed 95%]"]
     # 0.95 ± 4.303 * 0.05 / sqrt(3) = 0.95 ± 0.1242
     assert table.body[0][-2:] == ["0: 90.0, 1: 95.0, 2: 100.0", "95.0 ± 12.4 [82.6, 100.0]"]
-    (group,) = [g for g in pool(plan, stored) if not g.is_control]
+    (group,) = pool(plan, stored)
     assert group.per_seed == {0: (8, 20), 1: (9, 20), 2: (10, 20)} and (group.correct, group.n) == (27, 60)
 
 

@@ -130,7 +130,7 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     meta: dict[str, Any] = read_json(meta_path) if meta_path.is_file() else {}
     keys = list(dict.fromkeys(c.key for c in plan.cells))
     stored = _stored(plan, keys)
-    groups = [g for g in pool(plan, stored) if not g.is_control]
+    groups = pool(plan, stored)
     results = pc.compute_controls(plan, stored)
     pc.mark_confounded(groups, results)
     experiment = str(plan.cells[0].record.get("experiment", plan.run)) if plan.cells else plan.run

@@ -54,11 +54,6 @@ class Group:
     per_seed: dict[int, tuple[int, int]] = field(default_factory=dict)  # seed -> (correct, n), done seeds
     confounded: list[str] = field(default_factory=list)  # why its controls make it uninterpretable
 
-    @property
-    def is_control(self) -> bool:
-        """A positive control's cell (one expert alone), added by the runner."""
-        return "control" in self.record
-
     def seed_values(self) -> list[float]:
         """Each done seed's accuracy, in seed order."""
         return [c / n for _, (c, n) in sorted(self.per_seed.items()) if n]
@@ -118,10 +113,13 @@ def _trained(job: CellJob, plan: Plan) -> list[list[str]]:
     ]
 
 
-def pool(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Group]:
-    """The plan's cells grouped over seeds (in plan order), with the stored rows (by key) of those done."""
+def pool(plan: Plan, stored: dict[str, dict[str, Any]], controls: bool = False) -> list[Group]:
+    """The plan's cells grouped over seeds (in plan order), with the stored rows (by key) of those done. The
+    positive controls' cells the runner adds (`loralab.report.controls` reads them) only with `controls`."""
     groups: dict[str, Group] = {}
     for job in plan.cells:
+        if "control" in job.record and not controls:
+            continue
         key = _group_key(job)
         if key not in groups:
             groups[key] = Group(job.base, job.record, paper=paper_match(job.record, _trained(job, plan)))
