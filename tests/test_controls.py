@@ -416,3 +416,22 @@ def test_the_report_opens_with_the_controls(
         "0.95",
     )
     assert len(first["seed_values"].split()) == 2 and first["seed_t_halfwidth"] != ""
+
+
+def test_a_plan_written_before_the_controls_says_how_to_add_them(tmp_path: Path) -> None:
+    """Records without roles (plan.json of an older loralab): every control is "not measured" with the fix;
+    a combination's own retention still confounds it."""
+    cell = _cell("2-combination", ["hop1", "hop2"], "uniform")
+    del cell.record["roles"], cell.record["controls"]
+    plan = _plan([cell], tmp_path)
+    stored = {cell.key: _row(0, 40, retained_ab=Rate(0, 20), retained_bc=Rate(0, 20))}
+    results = pc.compute_controls(plan, stored)
+    assert [r.name for r in results] == ["PC1", "PC2", "PC3", "PC4", "PC5"]
+    assert {r.verdict_text() for r in results} == {f"not measured: {pc.OLD_PLAN}"}
+    groups = pool(plan, stored)
+    pc.mark_confounded(groups, results)
+    # its own retention still counts: a combination that forgot both hops is confounded
+    assert groups[0].confounded == [
+        "its own A→B retention 0.0% < 80% (n=20)",
+        "its own B→C retention 0.0% < 80% (n=20)",
+    ]

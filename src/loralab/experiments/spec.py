@@ -22,6 +22,12 @@ once per *grid point*. `grid` maps a dotted path into the spec (mapping keys, or
 `methods.1.options.top_k`) to a list of values; its points are the cartesian product of those lists, each
 value replacing the spec's own value at that path (and setting it where the spec leaves it out).
 
+`seeds` are independent replications: a cell's seed is its datasets' draw (unless a dataset spec fixes its
+own `seed:`) and its experts' training seed. An expert's `role` (hop1, hop2, oracle, mixed, none; inferred
+from its training files when absent, `role_of`) says which positive controls test it; `control_cells` gives
+the cells that evaluate each member of a two-hop cell alone on its own held-out questions, which the runner
+adds to the plan.
+
 `load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
 experts, bases) and the files it asks of each dataset; any mistake is one `LoralabError` line,
 ``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale preset (`SCALES`: test, default,

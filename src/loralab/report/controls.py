@@ -232,10 +232,12 @@ def compute_controls(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Cont
     jobs = [j for j in plan.cells if is_twohop(j.record)]
     labels = _context_labels(jobs)
     found: dict[str, dict[tuple[str, str], ControlResult]] = {}
+    records: dict[str, dict[str, Any]] = {}
     old: set[str] = set()
     for job in jobs:
         key = context_key(job.base, job.record)
         results = found.setdefault(key, {})
+        records.setdefault(key, {**job.record, "base": job.base})
         if "roles" not in job.record:
             old.add(key)
         seed = int(job.record.get("seed", 0))
@@ -244,8 +246,7 @@ def compute_controls(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Cont
                 row = stored.get(counts["key"])
                 counts = (int(row["correct"]), int(row["n"])) if row else None
             result = results.setdefault(
-                (name, subject),
-                ControlResult(name, labels[key], subject, threshold, key, {**job.record, "base": job.base}),
+                (name, subject), ControlResult(name, labels[key], subject, threshold, key, records[key])
             )
             if seed not in result.planned:
                 result.planned.append(seed)
@@ -253,13 +254,13 @@ def compute_controls(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Cont
                 result.counts[seed] = counts
     out: list[ControlResult] = []
     for key, results in found.items():
-        first = next(iter(results.values()), None)
         for name in THRESHOLDS:
             mine = [r for (n, _), r in results.items() if n == name]
             if not mine:
-                label = first.context if first else labels[key]
+                rr = name != "PC3" or evaluated_variant(records[key]) == "RR"
                 why = OLD_PLAN if key in old else ABSENT[name]
-                mine = [ControlResult(name, label, "-", THRESHOLDS[name], key, why=why)]
+                limit = THRESHOLDS[name] if rr else None
+                mine = [ControlResult(name, labels[key], "-", limit, key, records[key], why=why)]
             out += mine
     return out
 
