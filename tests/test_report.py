@@ -120,18 +120,21 @@ def test_seeds_are_pooled_and_numbers_match_the_store(
     plan, stored = load_plan(folder), _stored(seeds_run)
     by_method: dict[str, list[tuple[int, int]]] = {}
     for cell in plan.cells:
-        by_method.setdefault(cell.method, []).append(stored[cell.key])
+        if "control" not in cell.record:  # the positive controls' cells are the controls table's
+            by_method.setdefault(cell.method, []).append(stored[cell.key])
     assert {m: len(v) for m, v in by_method.items()} == {"uniform": 2, "ties": 2}  # two seeds each
     expected = {m: (sum(n for n, _ in v), sum(c for _, c in v)) for m, v in by_method.items()}
     rows = _table(out, "Results")
     assert rows[0] == ["Library", "Uniform", "TIES"]  # generic layout: no grid, so rows are the library
     assert rows[1] == ["2-combination", _ours(*expected["uniform"][::-1]), _ours(*expected["ties"][::-1])]
     assert expected["uniform"][0] == 2 * 8  # 4 triplets x 2 test templates, per seed
-    assert "pooled over seeds 0, 1" in out and "4 of 4 cells done" in out
+    assert "pooled over seeds 0, 1" in out and "8 of 8 cells done" in out  # 4 and 2 experts x 2 seeds alone
     report = folder / "report"
     assert sorted(p.name for p in report.iterdir()) == ["figures", "report.csv", "report.html", "report.md"]
     assert (report / "figures" / "bars.png").read_bytes().startswith(PNG)
-    tidy = list(csv.DictReader(io.StringIO((report / "report.csv").read_text())))
+    tidy = [
+        r for r in csv.DictReader(io.StringIO((report / "report.csv").read_text())) if r["section"] == "cell"
+    ]
     assert [(r["method"], r["seeds"], r["seeds_done"]) for r in tidy] == [
         ("uniform", "0 1", "0 1"),
         ("ties", "0 1", "0 1"),
@@ -186,11 +189,11 @@ def test_only_the_plans_cells_count(
         run_cli(["run", str(spec), "--preset", "test", "--workdir", str(work), "--no-probe"], monkeypatch)
         == 0
     )
-    assert len(_stored(work)) == 4  # the older cells are still in the store ...
+    assert len(_stored(work)) == 8  # the older cells (and their controls) are still in the store ...
     out = _report(work / "runs" / "report-seeds.test", monkeypatch, capsys)
     rows = _table(out, "Results")  # ... but not in the report
     assert rows[0] == ["Library", "Uniform"] and len(rows) == 2 and rows[1][1].endswith("n=8")
-    assert "1 of 1 cells done" in out and "of seed 0" in out
+    assert "3 of 3 cells done" in out and "of seed 0" in out  # its cell and its two experts alone
 
 
 def test_a_run_with_missing_cells_says_how_to_finish(
@@ -208,7 +211,7 @@ def test_a_run_with_missing_cells_says_how_to_finish(
     write_json(p.folder / "plan.json", p.to_json())
     out = _report(p.folder, monkeypatch, capsys)
     assert (
-        f"4 of 6 cells done (run `loralab run {SPECS / 'report-seeds.yaml'} --preset test --workdir "
+        f"8 of 12 cells done (run `loralab run {SPECS / 'report-seeds.yaml'} --preset test --workdir "
         f"{work.resolve()}` to finish)" in out
     )
     assert all(cell.endswith("(2/3 seeds)") for cell in _table(out, "Results")[1][1:])
@@ -229,7 +232,9 @@ def test_bridge_ablation_has_the_papers_numbers_beside_ours(bridge_report: tuple
     uniform, arrow = (_ours(ours[m][1], ours[m][0]) for m in ("uniform", "arrow"))
     assert rows[1] == ["Setup 0", "R1", "R2", uniform, "3.9", arrow, "1"]
     assert "Qwen2.5-3B-Instruct (Table 9 of arXiv 2506.13479" in markdown
-    tidy = next(csv.DictReader(io.StringIO((report / "report.csv").read_text())))
+    tidy = next(
+        r for r in csv.DictReader(io.StringIO((report / "report.csv").read_text())) if r["section"] == "cell"
+    )
     assert (tidy["paper_table"], tidy["paper_accuracy"], tidy["paper_models"]) == ("9", "0.0390", "6")
     assert (tidy["paper_min"], tidy["paper_max"]) == ("0.0290", "0.0780")  # Uniform, setup 0, six models
 

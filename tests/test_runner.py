@@ -3,7 +3,8 @@
 `tests/specs/tiny-grid.yaml` at the test preset is one dataset (4 RR triplets, 8 templates: 4 train, 2 dev,
 2 test per triplet), two experts (A->B, B->C; 16 rows, batch 16, 1 epoch: one optimiser step each) and two
 cells (uniform, ties). A cell evaluates 8 two-hop CoT questions plus 8 + 8 one-hop retention questions, each
-file one generation batch: three `eval-batch` checkpoints per cell.
+file one generation batch: three `eval-batch` checkpoints per cell. The runner adds the positive controls'
+two cells, each expert alone on its 8 held-out one-hop questions (one batch each), after the spec's cells.
 """
 
 from __future__ import annotations
@@ -84,23 +85,23 @@ def reference(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_the_grid_runs_through_the_cli_and_a_rerun_does_nothing(
     reference: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cell_count(reference) == (2, 2)
+    assert _cell_count(reference) == (4, 4)
     assert len(_experts(reference)) == 2 and len(list((reference / "datasets").iterdir())) == 1
     rows = _results(reference)
-    # per cell: 4 triplets x 2 test templates, for ac_cot, ab and bc
-    assert len(rows) == 2 * 3 * 8
+    # per cell: 4 triplets x 2 test templates, for ac_cot, ab and bc; per control: 8 one-hop questions
+    assert len(rows) == 2 * 3 * 8 + 2 * 8
     methods = sorted({r[1] for r in rows})
-    assert methods == ["ties", "uniform"]
+    assert methods == ["oracle", "ties", "uniform"]
     stamp = {p: p.stat().st_mtime_ns for p in (reference / "experts").glob("*/meta.json")}
     args = ["run", str(SPEC), "--preset", "test", "--workdir", str(reference), "--no-probe"]
     assert run_cli(args, monkeypatch) == 0
     out = capsys.readouterr().out
-    assert "datasets 1/1, experts 2/2, cells 2/2 done" in out
-    assert _cell_count(reference) == (2, 2)
+    assert "datasets 1/1, experts 2/2, cells 4/4 done" in out
+    assert _cell_count(reference) == (4, 4)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing retrained
     assert run_cli(["status", str(reference / "runs" / RUN)], monkeypatch) == 0
     out = capsys.readouterr().out
-    assert "experts: 2/2 done" in out and "cells: 2/2 done" in out
+    assert "experts: 2/2 done" in out and "cells: 4/4 done" in out
 
 
 def test_sigkill_in_training_then_rerun_equals_an_uninterrupted_run(reference: Path, tmp_path: Path) -> None:
@@ -125,8 +126,8 @@ def test_sigkill_in_evaluation_then_rerun_stores_each_cell_once(reference: Path,
     assert _cell_count(tmp_path) == (1, 1)
     resumed = _loralab(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "cells 1/2 done" in resumed.stdout
-    assert _cell_count(tmp_path) == (2, 2)
+    assert "cells 1/4 done" in resumed.stdout
+    assert _cell_count(tmp_path) == (4, 4)
     assert _results(tmp_path) == _results(reference)
 
 
@@ -226,20 +227,24 @@ def test_library_methods_and_triplet_halves(tiny_base: Path, tmp_path: Path) -> 
         ("2-combination", "uniform"),
         ("2-combination", "cat_learned"),
         ("A-B alone", "oracle"),
+        ("ab alone", "oracle"),  # the positive controls: each expert alone on its one-hop test questions
+        ("bc alone", "oracle"),
     ]
     # the test preset has 4 triplets (ids 0-3): CAT fits on triplets 0 and 1, every cell is scored on 2 and 3
     fit = Path(plan.cells[1].options["data"])
     assert {r["triplet"] for r in read_jsonl(fit)} == {0, 1} and len(
         read_jsonl(fit)
     ) == 2 * 4  # 4 train templates
-    assert len({c.data for c in plan.cells}) == 1
+    assert len({c.data for c in plan.cells[:3]}) == 1
     for name in ("ac_cot.test.jsonl", "ab.test.jsonl", "bc.test.jsonl"):
         assert {r["triplet"] for r in read_jsonl(plan.cells[0].data.parent / name)} == {2, 3}
+    for control, name in zip(plan.cells[3:], ("ab.test.jsonl", "bc.test.jsonl"), strict=True):
+        assert control.data.name == name and {r["triplet"] for r in read_jsonl(control.data)} == {2, 3}
     con = connect(plan.db)
     try:
         rows = cells(con, keys=[c.key for c in plan.cells])
     finally:
         con.close()
-    assert [r["n"] for r in rows] == [4, 4, 4]  # 2 triplets x 2 held-out templates
-    assert all(r["metrics"]["retained_ab"].n == 4 for r in rows)
+    assert [r["n"] for r in rows] == [4, 4, 4, 4, 4]  # 2 triplets x 2 held-out templates
+    assert all(r["metrics"]["retained_ab"].n == 4 for r in rows[:4]) and rows[3]["metrics"]["twohop"].n == 0
     assert rows[1]["config"]["cell"]["options"]["data"]["triplets"] == "first-half"

@@ -8,6 +8,15 @@
 - a *cell* (base, its experts' hashes in library order, method and options, evaluation file, decoding)
   -> a row of ``WORKDIR/results.sqlite`` whose `key` column is the hash.
 
+For every two-hop cell the plan adds the positive controls' cells it depends on
+(`loralab.experiments.spec.control_cells`): each member with a role (hop1, hop2, oracle, mixed) alone on
+its own held-out questions. They are cells like any other, keyed by content, so a control shared by many
+cells (or equal to a cell of the spec) is evaluated once, and resumed like the rest; each two-hop cell's
+record lists its controls' keys (`record["controls"]`), which is how the report finds them.
+
+Seeds: a cell's seed is both its datasets' draw (a dataset spec without `seed`) and its experts' training
+seed, so `seeds: [0, 1, 2]` gives three independent replications, stored as three cells each.
+
 Two cells (or two experiments) that need the same expert share one folder, so it is trained once. Datasets
 and experts are written into a temp folder and renamed when complete (`atomic_dir`); a cell's row and all
 its example records are one SQLite transaction, and a key is stored at most once (a unique index). So a run
@@ -47,8 +56,10 @@ from loralab.experiments.spec import (
     GraphData,
     SetupData,
     TwohopData,
+    control_cells,
     eval_file,
     expand,
+    role_of,
 )
 from loralab.experts.config import ExpertConfig
 
@@ -185,11 +196,26 @@ def plan(
     datasets: dict[str, DatasetJob] = {}
     experts: dict[str, ExpertJob] = {}
     cells: list[CellJob] = []
+    controls: list[CellJob] = []
     bases = {b: base_identity(b) for b in spec.bases}
     for cell in expand(spec):
         data_keys = _plan_datasets(cell, workdir, datasets, on_build)
         expert_keys = _plan_experts(cell, bases[cell.base], data_keys, workdir, experts, hashes)
-        cells.append(_plan_cell(cell, bases[cell.base], data_keys, expert_keys, workdir))
+        job = _plan_cell(cell, bases[cell.base], data_keys, expert_keys, workdir)
+        refs = []
+        for ctl in control_cells(cell):
+            keys = _plan_experts(ctl, bases[cell.base], data_keys, workdir, experts, hashes)
+            control = _plan_cell(ctl, bases[cell.base], data_keys, keys, workdir)
+            refs.append({**control.record["control"], "key": control.key})
+            controls.append(control)
+        job.record["controls"] = refs
+        cells.append(job)
+    # a control that is also a cell of the spec (Table 6's oracle alone on ac_cot) is evaluated once
+    have = {c.key for c in cells}
+    for control in controls:
+        if control.key not in have:
+            have.add(control.key)
+            cells.append(control)
     return Plan(run_name(spec, preset), workdir, datasets, experts, cells)
 
 
@@ -231,7 +257,7 @@ def _plan_experts(
     """The keys of the cell's library members, in library order; each new expert is added to `experts`."""
     s = cell.spec
     keys = []
-    for member in s.members(cell.library):
+    for member in cell.members:
         expert = s.experts[member]
         config = expert.lora.model_copy(update={"seed": cell.seed}).model_dump()
         files = tuple(data_keys[p.dataset].path / p.filename for p in expert.train)
@@ -287,13 +313,16 @@ def _plan_cell(
         "point": cell.point,
         "seed": cell.seed,
         "library": cell.library,
-        "members": s.members(cell.library),
-        "targets": {m: s.experts[m].lora.targets for m in s.members(cell.library)},
+        "members": cell.members,
+        "roles": {m: role_of(s, m) for m in cell.members},
+        "targets": {m: s.experts[m].lora.targets for m in cell.members},
         "method": cell.method.name,
         "options": cell.method.options,
         "evaluation": {**ev.model_dump(), "file": file},
         "datasets": {k: d.spec for k, d in data_keys.items()},
     }
+    if cell.control is not None:
+        record["control"] = asdict(cell.control)
     return CellJob(
         config_hash(what, 16),
         cell.base,
@@ -585,9 +614,16 @@ def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) ->
             rows,
             diagnostics,
         )
-        return f"{job.method} on {job.library} ({_where(job)}): {cell['accuracy']:.3f}"
+        return f"{what(job)} ({_where(job)}): {cell['accuracy']:.3f}"
 
     _stage(console, "cells", [c for c in p.cells if c.key not in have], evaluate_one)
+
+
+def what(job: CellJob) -> str:
+    """``uniform on 2-combination``; a control cell: ``control: lora1 alone on ab.test.jsonl``."""
+    if "control" in job.record:
+        return f"control: {job.library} on {job.record['evaluation']['file']}"
+    return f"{job.method} on {job.library}"
 
 
 def _where(job: CellJob) -> str:
@@ -651,7 +687,7 @@ def status(folder: Path) -> dict[str, Any]:
         "run": p.run,
         "datasets": [(d.label, d.done()) for d in p.datasets.values()],
         "experts": [(f"{e.name} ({e.path.name})", e.done()) for e in p.experts.values()],
-        "cells": [(f"{c.method} on {c.library} ({_where(c)})", c.key in have) for c in p.cells],
+        "cells": [(f"{what(c)} ({_where(c)})", c.key in have) for c in p.cells],
         "partial": partial,
         "sessions": meta.get("sessions", []),
     }

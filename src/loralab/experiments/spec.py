@@ -22,6 +22,12 @@ once per *grid point*. `grid` maps a dotted path into the spec (mapping keys, or
 `methods.1.options.top_k`) to a list of values; its points are the cartesian product of those lists, each
 value replacing the spec's own value at that path (and setting it where the spec leaves it out).
 
+`seeds` are independent replications: a cell's seed is its datasets' draw (unless a dataset spec fixes its
+own `seed:`) and its experts' training seed. An expert's `role` (hop1, hop2, oracle, mixed, none; inferred
+from its training files when absent, `role_of`) says which positive controls test it; `control_cells` gives
+the cells that evaluate each member of a two-hop cell alone on its own held-out questions, which the runner
+adds to the plan.
+
 `load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
 experts, bases) and the files it asks of each dataset; any mistake is one `LoralabError` line,
 ``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale preset (`SCALES`: test, default,
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,12 +111,20 @@ class TrainPart(_Strict):
         return self.file or f"{self.task}.train.jsonl"
 
 
+Role = Literal["hop1", "hop2", "oracle", "mixed", "none"]
+
+
 class ExpertSpec(_Strict):
     """One LoRA expert: what it trains on (the parts, concatenated in order) and its LoRA settings."""
 
     train: list[TrainPart] = Field(min_length=1, description="the training mixture")
     lora: ExpertConfig = Field(
         default_factory=ExpertConfig, description="rank, alpha, targets, ...; the cell's seed replaces seed"
+    )
+    role: Role | None = Field(
+        None,
+        description="hop1 (A->B), hop2 (B->C), oracle (A->C), mixed (A->B and B->C) or none: which positive "
+        "controls test it; None: inferred from its training files (`role_of`)",
     )
 
 
@@ -180,8 +195,18 @@ class ExperimentSpec(_Strict):
 
 
 @dataclass(frozen=True)
+class ControlRef:
+    """What a control cell measures: one expert alone on one task's held-out questions."""
+
+    expert: str
+    role: str
+    task: str  # ab, bc, ac or ac_cot
+
+
+@dataclass(frozen=True)
 class Cell:
-    """One evaluation of the expanded grid: `spec` is the grid point's spec (no grid left)."""
+    """One evaluation of the expanded grid: `spec` is the grid point's spec (no grid left). A control cell
+    (`control_cells`) evaluates one expert alone; its `library` is ``EXPERT alone``."""
 
     spec: ExperimentSpec
     point: dict[str, Any]
@@ -190,6 +215,12 @@ class Cell:
     method: MethodRef
     evaluation: Evaluation
     seed: int
+    control: ControlRef | None = None
+
+    @property
+    def members(self) -> list[str]:
+        """The experts the cell combines, in order."""
+        return [self.control.expert] if self.control else self.spec.members(self.library)
 
 
 # ---------------------------------------------------------------------------
@@ -382,6 +413,123 @@ def eval_file(evaluation: Evaluation, data: Any) -> str:
     return f"{task}.{evaluation.split}.jsonl"
 
 
+# ---------------------------------------------------------------------------
+# Roles and the positive controls' cells
+# ---------------------------------------------------------------------------
+
+ROLE_TASKS: dict[str, tuple[str, ...]] = {"hop1": ("ab",), "hop2": ("bc",), "mixed": ("ab", "bc")}
+"""The one-hop tasks a role's control asks (the oracle's: `control_tasks`)."""
+
+
+def _part_tasks(spec: ExperimentSpec, part: TrainPart) -> list[str] | None:
+    """The two-hop tasks a training part holds (a setup's loraK file: its mixture's tasks, bridges included);
+    None when it is not a two-hop task's training split."""
+    from loralab.worlds.setups import SETUPS
+    from loralab.worlds.twohop import TASKS
+
+    data = spec.datasets.get(part.dataset)
+    stem = part.filename.removesuffix(".train.jsonl")
+    if not part.filename.endswith(".train.jsonl"):
+        return None
+    if isinstance(data, TwohopData):
+        return [stem] if stem in TASKS else None
+    if isinstance(data, SetupData) and data.setup in SETUPS:
+        mixture = SETUPS[data.setup].experts.get(stem)
+        return [p.task for p in mixture] if mixture else None
+    return None
+
+
+def expert_tasks(spec: ExperimentSpec, expert: str) -> set[str] | None:
+    """Every two-hop task the expert trains on; None when a part is not a two-hop task's training split."""
+    tasks: set[str] = set()
+    for part in spec.experts[expert].train:
+        found = _part_tasks(spec, part)
+        if found is None:
+            return None
+        tasks |= set(found)
+    return tasks
+
+
+def role_of(spec: ExperimentSpec, expert: str) -> str:
+    """The expert's `role`, or the one its training files imply: ab only -> hop1; bc only -> hop2; ac or
+    ac_cot only -> oracle; ab + bc -> mixed; anything else -> none."""
+    explicit = spec.experts[expert].role
+    if explicit is not None:
+        return explicit
+    tasks = expert_tasks(spec, expert) or set()
+    if tasks == {"ab"}:
+        return "hop1"
+    if tasks == {"bc"}:
+        return "hop2"
+    if tasks and tasks <= {"ac", "ac_cot"}:
+        return "oracle"
+    return "mixed" if tasks == {"ab", "bc"} else "none"
+
+
+def control_tasks(spec: ExperimentSpec, expert: str) -> tuple[str, ...]:
+    """The held-out tasks the expert's control asks: its role's hops; for an oracle, A->C asked directly
+    (`ac`, the paper's LoRA 3), or with CoT (`ac_cot`) when that is the only form it trained on."""
+    role = role_of(spec, expert)
+    if role == "oracle":
+        return ("ac_cot",) if expert_tasks(spec, expert) == {"ac_cot"} else ("ac",)
+    return ROLE_TASKS.get(role, ())
+
+
+def _control_dataset(spec: ExperimentSpec, expert: str, evaluation: Evaluation) -> str | None:
+    """Where the expert's own held-out questions are: the evaluated dataset when it trains on it, else its
+    first two-hop training dataset (None: it trains on no two-hop dataset)."""
+    names = [
+        p.dataset
+        for p in spec.experts[expert].train
+        if isinstance(spec.datasets.get(p.dataset), TwohopData | SetupData)
+    ]
+    if evaluation.dataset in names:
+        return evaluation.dataset
+    return names[0] if names else None
+
+
+def is_twohop(spec: ExperimentSpec, evaluation: Evaluation) -> bool:
+    """The evaluation asks a two-hop dataset's A->C questions (`ac` or `ac_cot`)."""
+    data = spec.datasets.get(evaluation.dataset)
+    task = eval_file(evaluation, data).split(".")[0]
+    return isinstance(data, TwohopData | SetupData) and task in ("ac", "ac_cot")
+
+
+def control_cells(cell: Cell) -> list[Cell]:
+    """The positive controls' cells a two-hop cell depends on: each member with a role (`role_of`) alone
+    (method `oracle`) on its own held-out one-hop questions (hop1, hop2, mixed) or A->C questions (oracle),
+    on the cell's split and triplets. None for a control cell or a cell that is not two-hop."""
+    s, ev = cell.spec, cell.evaluation
+    if cell.control is not None or not is_twohop(s, ev):
+        return []
+    out = []
+    for member in cell.members:
+        dataset = _control_dataset(s, member, ev)
+        for task in control_tasks(s, member) if dataset else ():
+            prompting: Literal["cot", "direct"] = "cot" if task == "ac_cot" else "direct"
+            control_ev = Evaluation(
+                dataset=dataset or "",
+                split=ev.split,
+                prompting=prompting,
+                file=f"{task}.{ev.split}.jsonl",
+                triplets=ev.triplets,
+            )
+            ref = ControlRef(member, role_of(s, member), task)
+            out.append(
+                Cell(
+                    s,
+                    cell.point,
+                    cell.base,
+                    f"{member} alone",
+                    MethodRef(name="oracle"),
+                    control_ev,
+                    cell.seed,
+                    ref,
+                )
+            )
+    return out
+
+
 def _check_datasets(spec: ExperimentSpec) -> None:
     from loralab.worlds.setups import SETUPS
     from loralab.worlds.twohop import CHAINS, VARIANTS
@@ -445,6 +593,12 @@ def _check_refs(spec: ExperimentSpec) -> None:
             if part.filename not in files:
                 where = "file" if part.file else "task"
                 raise _Invalid((*loc, where), f"dataset {part.dataset!r} has no {part.filename}")
+        if expert.role not in (None, "none") and not any(
+            isinstance(spec.datasets[p.dataset], TwohopData | SetupData) for p in expert.train
+        ):
+            raise _Invalid(
+                ("experts", key, "role"), "a control role needs a two-hop or setup training dataset"
+            )
     for lib, entry in spec.libraries.items():
         own = isinstance(entry, Library)
         for i, member in enumerate(spec.members(lib)):
@@ -543,11 +697,29 @@ def expand(spec: ExperimentSpec) -> list[Cell]:
 
 
 def summary(spec: ExperimentSpec) -> str:
-    """One paragraph: what the spec holds and how many cells it expands to."""
+    """One paragraph: what the spec holds, how many cells it expands to, and the roles of its experts."""
     points = len(list(_points(spec.grid)))
+    cells = expand(spec)
+    controls = {
+        (
+            json.dumps(c.point, sort_keys=True, default=str),
+            c.base,
+            c.seed,
+            c.control,
+            c.evaluation.model_dump_json(),
+        )
+        for cell in cells
+        for c in control_cells(cell)
+    }
+    found: dict[str, dict[str, None]] = {e: {} for e in spec.experts}
+    for specs in {id(c.spec): c.spec for c in cells}.values():
+        for e in specs.experts:
+            found[e][role_of(specs, e)] = None
+    roles = ", ".join(f"{e}: {' or '.join(r)}" for e, r in found.items())
     return (
         f"{spec.name}: {len(spec.bases)} base(s), {len(spec.datasets)} dataset(s), {len(spec.experts)} "
         f"expert(s), {len(spec.libraries)} librar{'y' if len(spec.libraries) == 1 else 'ies'}, "
         f"{len(spec.methods)} method(s), {len(spec.evaluations)} evaluation(s), {len(spec.seeds)} seed(s), "
-        f"{points} grid point(s): {len(expand(spec))} cells."
+        f"{points} grid point(s): {len(cells)} cells, plus at most {len(controls)} positive-control "
+        f"evaluation(s) (each expert alone; fewer where they coincide). Roles: {roles}."
     )

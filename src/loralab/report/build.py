@@ -2,9 +2,11 @@
 
 `build_report` reads a run folder (``WORKDIR/runs/NAME.PRESET``: its plan and meta.json) and the workdir's
 results store, keeps the stored cells whose keys are in the plan, pools them over seeds and lays them out
-like the paper's table for the experiment (`loralab.report.layouts`). `write_report` writes ``report.md``,
-``report.csv`` (the tidy table every view is drawn from), ``report.html`` (self-contained: inline CSS,
-figures as data URIs) and ``figures/*.png`` into one folder, atomically: a temp folder renamed when complete.
+like the paper's table for the experiment (`loralab.report.layouts`). Every view opens with the positive
+controls (`loralab.report.controls`: values, intervals, verdicts), and marks the cells they confound.
+`write_report` writes ``report.md``, ``report.csv`` (the tidy table every view is drawn from, its control
+rows first), ``report.html`` (self-contained: inline CSS, figures as data URIs) and ``figures/*.png`` into
+one folder, atomically: a temp folder renamed when complete.
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import META, atomic_dir, read_json
+from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
-from loralab.report.layouts import ReportTable, build_table, layout_for, pool, retention_table, to_csv
+from loralab.report.layouts import (
+    ReportTable,
+    build_table,
+    layout_for,
+    pool,
+    retention_table,
+    seeds_table,
+    to_csv,
+)
 from loralab.report.paper import DEFAULT_MODEL
 
 FIGURE_TITLES = {
@@ -39,6 +50,8 @@ class RunReport:
     figures: dict[str, bytes]
     csv: str
     model: str
+    controls: ReportTable
+    control_results: list[pc.ControlResult]
     expert_seconds: tuple[float, ...] = ()
     """Training time of each of the plan's trained experts (their meta.json), whichever session trained it."""
 
@@ -82,6 +95,9 @@ class RunReport:
         head = [
             f"# {self.run}",
             "",
+            *([self.controls.markdown().replace("### ", "## ", 1)] if self.control_results else []),
+            pc.summary(self.control_results),
+            "",
             f"- experiment: {self.experiment}; preset: {self.meta.get('preset') or '-'}",
             f"- {self.progress()}",
             f"- wall time: {self.wall_time()}",
@@ -116,12 +132,14 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     keys = list(dict.fromkeys(c.key for c in plan.cells))
     stored = _stored(plan, keys)
     groups = pool(plan, stored)
+    results = pc.compute_controls(plan, stored)
+    pc.mark_confounded(groups, results)
     experiment = str(plan.cells[0].record.get("experiment", plan.run)) if plan.cells else plan.run
     layout = layout_for(experiment)
     tables = [build_table(layout, groups, model)]
-    retention = retention_table(layout, groups)
-    if retention is not None:
-        tables.append(retention)
+    for extra in (seeds_table(layout, groups), retention_table(layout, groups)):
+        if extra is not None:
+            tables.append(extra)
     tables += diagnostics_tables(plan, stored)
     figures: dict[str, bytes] = {}
     drawn = bars(layout, groups, tables[0].title, model)
@@ -140,8 +158,10 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
         len(stored),
         tables,
         figures,
-        to_csv(groups, model),
+        to_csv(groups, model, pc.csv_rows(results)),
         model,
+        pc.controls_table(results),
+        results,
         tuple(
             float(read_json(e.path / META).get("train_seconds", 0.0))
             for e in plan.experts.values()

@@ -1,11 +1,14 @@
 """The report's figures (matplotlib, Agg backend, PNG bytes), drawn from the same groups as its tables.
 
 - `bars`: like the paper's Figure 1, one cluster of bars per row of the table (dataset, setup, graph...),
-  one bar per library and method, with the 95% interval of the pooled counts as error bars, and the
-  paper's number for the reference model as a black mark where the paper has that cell.
+  one bar per library and method, with the 95% interval of the pooled counts as error bars, each seed's
+  accuracy as a grey point on its bar (when the run has several seeds), confounded cells (a positive control
+  they depend on fails) hatched and their tick labelled with a dagger, and the paper's number for the
+  reference model as a black mark where the paper has that cell.
 - `setups_figure`: like the paper's Figure 2, Setup 1 (B_R, evaluated on F12) and Setup 2 (B_F, evaluated
   on R12), Uniform and Arrow, ours beside the paper's (the paper's bars are Table 8's MLP columns: the
-  reference model as a hatched bar, every model as a dot). Drawn when the run has both setups.
+  reference model as a hatched bar, every model as a dot; seeds and confounded cells as in `bars`). Drawn
+  when the run has both setups.
 """
 
 from __future__ import annotations
@@ -49,6 +52,33 @@ def _err(g: Group) -> tuple[float, float]:
     return 100 * (acc - ci[0]), 100 * (ci[1] - acc)
 
 
+def _seeds_and_confounded(ax: Axes, g: Group, x: float, width: float, first: dict[str, bool]) -> None:
+    """Each seed's accuracy as a point on the bar (several seeds only); a hatch over a confounded bar."""
+    values = g.seed_values()
+    if len(values) > 1:
+        offsets = [width * (i / (len(values) - 1) - 0.5) * 0.6 for i in range(len(values))]
+        ax.plot(
+            [x + o for o in offsets],
+            [100 * v for v in values],
+            "o",
+            color="#444",
+            ms=3.5,
+            ls="",
+            label="each seed" if first.pop("seed", False) else None,
+        )
+    if g.confounded:
+        ax.bar(
+            x,
+            100 * (g.accuracy or 0.0),
+            width,
+            fill=False,
+            hatch="xx",
+            edgecolor="#b00",
+            lw=0,
+            label="† confounded (a control fails)" if first.pop("confounded", False) else None,
+        )
+
+
 def bars(layout: Layout, groups: Sequence[Group], title: str, model: str = DEFAULT_MODEL) -> bytes | None:
     """Figure 1-like grouped bars (None when no cell is done yet)."""
     done = [g for g in groups if g.done]
@@ -59,6 +89,7 @@ def bars(layout: Layout, groups: Sequence[Group], title: str, model: str = DEFAU
     width = 0.8 / len(hues)
     fig, ax = _subplots(max(6.0, 0.5 * len(clusters) * len(hues) + 2), 4.2)
     marked = False
+    first = {"seed": True, "confounded": True}
     for h, hue in enumerate(hues):
         for c, cluster in enumerate(clusters):
             members = [
@@ -77,6 +108,7 @@ def bars(layout: Layout, groups: Sequence[Group], title: str, model: str = DEFAU
                 label=hue if c == 0 else None,
             )
             ax.errorbar(x, 100 * (g.accuracy or 0.0), yerr=[[lo], [hi]], color="black", capsize=2, lw=0.8)
+            _seeds_and_confounded(ax, g, x, width, first)
             if g.paper is not None:
                 _, value = g.paper.value(model)
                 ax.plot(
@@ -89,7 +121,9 @@ def bars(layout: Layout, groups: Sequence[Group], title: str, model: str = DEFAU
                     label=None if marked else f"paper ({model})",
                 )
                 marked = True
-    ax.set_xticks(range(len(clusters)), clusters, rotation=30 if len(clusters) > 6 else 0)
+    daggers = {layout.x(g) for g in done if g.confounded}
+    ticks = [f"{c} †" if c in daggers else c for c in clusters]
+    ax.set_xticks(range(len(clusters)), ticks, rotation=30 if len(clusters) > 6 else 0)
     ax.set_ylabel("two-hop accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title(title, fontsize=10)
@@ -116,6 +150,7 @@ def setups_figure(groups: Sequence[Group], model: str = DEFAULT_MODEL) -> bytes 
     names = {"setup-1": "Setup 1 (B_R, on F12)", "setup-2": "Setup 2 (B_F, on R12)"}
     series = [("uniform", "Uniform"), ("arrow", "Arrow")]
     width = 0.2
+    first = {"seed": True, "confounded": True}
     for c, setup in enumerate(names):
         for m, (method, label) in enumerate(series):
             found = [g for g in chosen if _setup(g) == setup and g.record.get("method") == method]
@@ -129,6 +164,7 @@ def setups_figure(groups: Sequence[Group], model: str = DEFAULT_MODEL) -> bytes 
                 x, 100 * (g.accuracy or 0.0), width, color=colour, label=f"{label} (ours)" if c == 0 else None
             )
             ax.errorbar(x, 100 * (g.accuracy or 0.0), yerr=[[lo], [hi]], color="black", capsize=2, lw=0.8)
+            _seeds_and_confounded(ax, g, x, width, first)
             if g.paper is None:
                 continue
             _, value = g.paper.value(model)

@@ -8,6 +8,7 @@ import json
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from loralab.report.controls import summary as controls_summary
 from loralab.report.paper import source
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ th { background: #eef2f8; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.paper { color: #555; background: #fafafa; text-align: right; }
 td.pending { color: #b00; }
+td.pass { color: #176b2c; font-weight: 600; } td.fail { color: #b00; font-weight: 600; }
+td.unmeasured { color: #777; } td.confounded { background: #fdf3e1; }
 caption { caption-side: bottom; text-align: left; color: #555; font-size: .85em; padding-top: .4em; }
 .progress { padding: .5em .8em; border-radius: 4px; background: #e8f4ea; }
 .progress.partial { background: #fdecea; }
@@ -45,6 +48,10 @@ def _table(table: ReportTable) -> str:
             kind = "" if i < table.row_dims else "paper" if header.endswith(": paper") else "num"
             if text == "pending":
                 kind = "pending"
+            elif text in ("pass", "fail") or text.startswith("not measured") or text.startswith("too few"):
+                kind = "pass" if text == "pass" else "fail" if text == "fail" else "unmeasured"
+            elif text.endswith(" †"):
+                kind += " confounded"
             cls = f' class="{kind}"' if kind else ""
             cells.append(f"<td{cls}>{escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -108,6 +115,8 @@ def render_html(report: RunReport) -> str:
         f"<title>loralab report: {escape(report.run)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>loralab report: {escape(report.run)}</h1>",
+        *([_table(report.controls)] if report.control_results else []),
+        f"<p>{escape(controls_summary(report.control_results))}</p>",
         f'<p class="{status}">{escape(report.progress())}</p>',
         *(_table(t) for t in report.tables),
         *(_figure(name, png, FIGURE_TITLES.get(name, name)) for name, png in report.figures.items()),

@@ -3,8 +3,12 @@
 `pool` turns a run's plan and its stored cells into *groups*: one per cell of the plan with the seed left
 out. A group pools its seeds: correct answers and questions are summed over the seeds that are done, and the
 95% interval is the Wilson interval of the pooled counts (`loralab.evaluation.score.wilson`, the one every
-stored cell uses); retention rates pool the same way. Only cells of the plan count: a stored cell of an
-older spec with the same name is not in the plan, so it is not in the report.
+stored cell uses); retention rates pool the same way. Each seed's own counts are kept too (`per_seed`):
+`seeds_table` shows each seed's accuracy and the between-seed t interval of their mean
+(`loralab.evaluation.score.seed_interval`) beside the pooled Wilson interval. Only cells of the plan count:
+a stored cell of an older spec with the same name is not in the plan, so it is not in the report. A group
+whose positive controls fail (`loralab.report.controls`) carries the reasons in `confounded`; tables mark
+it with a dagger and list the reasons.
 
 A `Layout` says which properties of a group make a table's rows and which its columns. `LAYOUTS` holds the
 paper's tables by experiment name; any other experiment gets `generic` (rows: grid point and library,
@@ -26,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from loralab.artifacts import config_hash
 from loralab.evaluation.retention import Rate
-from loralab.evaluation.score import wilson
+from loralab.evaluation.score import seed_interval, wilson
 from loralab.report.paper import DEFAULT_MODEL, TARGETS_LABEL, PaperMatch, paper_match
 from loralab.report.table import RETENTION
 
@@ -47,6 +51,12 @@ class Group:
     metrics: dict[str, Rate] = field(default_factory=dict)
     dataset: str = ""
     paper: PaperMatch | None = None
+    per_seed: dict[int, tuple[int, int]] = field(default_factory=dict)  # seed -> (correct, n), done seeds
+    confounded: list[str] = field(default_factory=list)  # why its controls make it uninterpretable
+
+    def seed_values(self) -> list[float]:
+        """Each done seed's accuracy, in seed order."""
+        return [c / n for _, (c, n) in sorted(self.per_seed.items()) if n]
 
     @property
     def accuracy(self) -> float | None:
@@ -65,7 +75,7 @@ class Group:
         text = f"{100 * acc:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] n={self.n}"
         if len(self.done) < len(self.seeds):
             text += f" ({len(self.done)}/{len(self.seeds)} seeds)"
-        return text
+        return text + (" †" if self.confounded else "")
 
     def paper_text(self, model: str) -> str:
         if self.paper is None:
@@ -75,7 +85,7 @@ class Group:
 
 
 def _group_key(job: CellJob) -> str:
-    record = {k: v for k, v in job.record.items() if k != "seed"}
+    record = {k: v for k, v in job.record.items() if k not in ("seed", "controls")}
     record["datasets"] = {
         name: {k: v for k, v in spec.items() if k != "seed"}
         for name, spec in record.get("datasets", {}).items()
@@ -103,10 +113,13 @@ def _trained(job: CellJob, plan: Plan) -> list[list[str]]:
     ]
 
 
-def pool(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Group]:
-    """The plan's cells grouped over seeds (in plan order), with the stored rows (by key) of those done."""
+def pool(plan: Plan, stored: dict[str, dict[str, Any]], controls: bool = False) -> list[Group]:
+    """The plan's cells grouped over seeds (in plan order), with the stored rows (by key) of those done. The
+    positive controls' cells the runner adds (`loralab.report.controls` reads them) only with `controls`."""
     groups: dict[str, Group] = {}
     for job in plan.cells:
+        if "control" in job.record and not controls:
+            continue
         key = _group_key(job)
         if key not in groups:
             groups[key] = Group(job.base, job.record, paper=paper_match(job.record, _trained(job, plan)))
@@ -121,6 +134,7 @@ def pool(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Group]:
         group.done.append(seed)
         group.correct += int(row["correct"])
         group.n += int(row["n"])
+        group.per_seed[seed] = (int(row["correct"]), int(row["n"]))
         group.dataset = group.dataset or str(row.get("dataset", ""))
         for name, rate in (row.get("metrics") or {}).items():
             old = group.metrics.get(name, Rate(0, 0))
@@ -391,10 +405,30 @@ def _dims(layout: Layout, groups: Sequence[Group]) -> tuple[list[Dim], list[str]
 def _seed_note(groups: Sequence[Group]) -> str:
     seeds = sorted({s for g in groups for s in g.seeds})
     pooled = "pooled over seeds" if len(seeds) > 1 else "of seed"
-    return (
+    text = (
         f"Ours: accuracy [95% Wilson interval] and n questions, {pooled} {', '.join(map(str, seeds))} "
         "(correct answers and n summed over the seeds, the interval of the pooled counts)."
     )
+    if len(seeds) > 1:
+        text += " Each seed's accuracy and the between-seed interval are in the seeds table."
+    return text
+
+
+CONFOUNDED_NOTE = (
+    "† confounded: a positive control this cell depends on fails (a hop expert's PC1, the cell's own "
+    "retention of a hop for a combination, PC2 for a library with the oracle), so its number cannot be "
+    "read as a result about composition; the reasons are in the Confounded column."
+)
+
+
+def _confounded_text(cells: dict[str, Group]) -> str:
+    """One row's reasons, each prefixed by its column when the row has more than one cell."""
+    marked = [(c, g) for c, g in cells.items() if g.confounded]
+    if not marked:
+        return ""
+    if len(cells) == 1:
+        return "; ".join(marked[0][1].confounded)
+    return " / ".join(f"{c}: {'; '.join(g.confounded)}" for c, g in marked)
 
 
 def _paper_note(groups: Sequence[Group], model: str) -> str:
@@ -422,6 +456,9 @@ def build_table(layout: Layout, groups: Sequence[Group], model: str = DEFAULT_MO
     header = [h for h, _ in dims]
     for c in columns:
         header += [c, f"{c}: paper"] if c in with_paper else [c]
+    confounded = any(g.confounded for g in groups)
+    if confounded:
+        header.append("Confounded")
     body = []
     for key, cells in rows.items():
         line = list(key)
@@ -430,11 +467,14 @@ def build_table(layout: Layout, groups: Sequence[Group], model: str = DEFAULT_MO
             line.append(found.ours() if found else "-")
             if c in with_paper:
                 line.append(found.paper_text(model) if found else "")
+        if confounded:
+            line.append(_confounded_text(cells))
         body.append(line)
     parts = [layout.caption]
     if notes:
         parts.append("Same in every row: " + "; ".join(notes) + ".")
     parts += [_seed_note(groups), _paper_note(groups, model) if with_paper else ""]
+    parts.append(CONFOUNDED_NOTE if confounded else "")
     return ReportTable(layout.title, " ".join(p for p in parts if p), header, body, list(groups), len(dims))
 
 
@@ -445,7 +485,8 @@ def retention_table(layout: Layout, groups: Sequence[Group]) -> ReportTable | No
         return None
     dims, _ = _dims(layout, groups)
     dims.insert(len(layout.rows), layout.column)
-    header = [h for h, _ in dims] + [RETENTION[k] for k in keys]
+    confounded = any(g.confounded for g in groups)
+    header = [h for h, _ in dims] + [RETENTION[k] for k in keys] + (["Confounded"] if confounded else [])
     body = []
     for g in groups:
         if not g.done:
@@ -457,6 +498,7 @@ def retention_table(layout: Layout, groups: Sequence[Group]) -> ReportTable | No
                 ("-" if r is None or r.value is None else f"{100 * r.value:.1f}") + f" (n={r.n if r else 0})"
                 for r in rates
             ]
+            + (["; ".join(g.confounded)] if confounded else [])
         )
     caption = (
         "Retention (evaluation/retention.py): the held-out one-hop questions of the same triplets, in %; a hop is "
@@ -468,11 +510,62 @@ def retention_table(layout: Layout, groups: Sequence[Group]) -> ReportTable | No
     )
 
 
+SEED_INTERVAL_NOTE = (
+    "Between seeds: mean ± t_{0.975,k-1}·sd/√k over the k seeds' accuracies (Student t interval; sd the "
+    "sample standard deviation), each seed an independent draw of the data and of the training seed. "
+    "Pooled: the Wilson interval of the correct answers and questions summed over the seeds, which treats "
+    "them as one sample and so hides the spread between seeds."
+)
+
+
+def _seed_text(counts: tuple[int, int] | None) -> str:
+    if not counts or not counts[1]:
+        return "-"
+    return f"{100 * counts[0] / counts[1]:.1f} (n={counts[1]})"
+
+
+def between_text(values: Sequence[float]) -> str:
+    """``mean ± half [lo, hi]`` in percent (the interval clipped to 0-100), or ``-`` for one seed."""
+    found = seed_interval(list(values))
+    if found is None:
+        return "-"
+    mean, half = found
+    lo, hi = max(0.0, mean - half), min(1.0, mean + half)
+    return f"{100 * mean:.1f} ± {100 * half:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def seeds_table(layout: Layout, groups: Sequence[Group]) -> ReportTable | None:
+    """Per group: each seed's accuracy, their mean with the between-seed t interval, beside the pooled
+    Wilson interval (None when no group has more than one seed)."""
+    if not any(len(g.seeds) > 1 for g in groups):
+        return None
+    dims, _ = _dims(layout, groups)
+    dims.insert(len(layout.rows), layout.column)
+    seeds = sorted({s for g in groups for s in g.seeds})
+    header = [h for h, _ in dims] + ["pooled [95% Wilson]"] + [f"seed {s}" for s in seeds]
+    header.append("mean ± t [between-seed 95%]")
+    body = []
+    for g in groups:
+        if not g.done:
+            continue
+        values = [_seed_text(g.per_seed.get(s)) for s in seeds]
+        body.append([fn(g) for _, fn in dims] + [g.ours()] + values + [between_text(g.seed_values())])
+    return ReportTable(
+        "Seeds: each seed's accuracy (%), their mean and the between-seed interval",
+        SEED_INTERVAL_NOTE,
+        header,
+        body,
+        list(groups),
+        len(dims),
+    )
+
+
 # ---------------------------------------------------------------------------
 # The tidy table (CSV), the source of every other view
 # ---------------------------------------------------------------------------
 
 TIDY = (
+    "section",
     "experiment",
     "base",
     "grid_point",
@@ -493,24 +586,49 @@ TIDY = (
     "accuracy",
     "ci_low",
     "ci_high",
+    "seed_values",
+    "seed_mean",
+    "seed_t_halfwidth",
 )
+CONTROL_COLUMNS = ("control", "context", "subject", "threshold", "verdict")
+"""Filled on the `control` rows (`loralab.report.controls.csv_rows`), empty on `cell` rows."""
 
 
 def _f(x: float | None) -> str:
     return "" if x is None else f"{x:.4f}"
 
 
-def to_csv(groups: Sequence[Group], model: str = DEFAULT_MODEL) -> str:
-    """One row per group: what it is, our pooled numbers, retention, and the paper's (fractions, not %)."""
+def seed_columns(per_seed: dict[int, tuple[int, int]]) -> list[str]:
+    """seed_values (``SEED:ACCURACY`` pairs), seed_mean, seed_t_halfwidth (empty below two seeds)."""
+    done = sorted((s, c / n) for s, (c, n) in per_seed.items() if n)
+    found = seed_interval([v for _, v in done])
+    return [
+        " ".join(f"{s}:{v:.4f}" for s, v in done),
+        _f(found[0]) if found else "",
+        _f(found[1]) if found else "",
+    ]
+
+
+def to_csv(
+    groups: Sequence[Group], model: str = DEFAULT_MODEL, controls: Sequence[dict[str, Any]] = ()
+) -> str:
+    """The tidy table (fractions, not %): first the positive controls (`section` = control, one row per
+    control, `controls` as `loralab.report.controls.csv_rows` gives them), then one row per group (`section`
+    = cell): what it is, our pooled numbers and each seed's, retention, whether it is confounded and why,
+    and the paper's numbers."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     paper_cols = ["paper_table", "paper_model", "paper_accuracy", "paper_min", "paper_max", "paper_models"]
     retention = [f"{k}{part}" for k in RETENTION for part in ("", "_n")]
-    writer.writerow([*TIDY, *retention, *paper_cols])
+    header = [*TIDY, *CONTROL_COLUMNS, "confounded", "confounded_reason", *retention, *paper_cols]
+    writer.writerow(header)
+    for control in controls:
+        writer.writerow([control.get(h, "") for h in header])
     for g in groups:
         rec, ev = g.record, g.record.get("evaluation", {})
         ci = g.ci or (None, None)
         row = [
+            "cell",
             rec.get("experiment", ""),
             g.base,
             point_json(g),
@@ -531,6 +649,10 @@ def to_csv(groups: Sequence[Group], model: str = DEFAULT_MODEL) -> str:
             _f(g.accuracy),
             _f(ci[0]),
             _f(ci[1]),
+            *seed_columns(g.per_seed),
+            *([""] * len(CONTROL_COLUMNS)),
+            "yes" if g.confounded else ("no" if g.done else ""),
+            "; ".join(g.confounded),
         ]
         for k in RETENTION:
             rate = g.metrics.get(k)
