@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from loralab.errors import LoralabError
+from loralab.terminal import stdout_console
 
-gsm_app = typer.Typer(no_args_is_help=True, help="Easy-to-hard math on GSM-Symbolic (paper Section 4.2).")
-console = Console() if sys.stdout.isatty() else Console(width=200)
+gsm_app = typer.Typer(
+    no_args_is_help=True,
+    help="Easy-to-hard math on GSM-Symbolic (paper Section 4.2).\n\n"
+    "Example: loralab gsm run --preset default --workdir gsm-default",
+)
+console = stdout_console()
 
 Templates = Annotated[
     str, typer.Option(help="'own' (the project's 10 families) or a folder with symbolic/ p1/ p2/ templates")
