@@ -348,7 +348,12 @@ def test_cli_lists_methods_and_combines(
 
     assert run_cli(["ls", "methods"], monkeypatch) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in METHODS) and "density: float, in (0, 1] = 0.2" in listed and "T_e[sign=g]" in listed and "weights: list[float] | None" in listed
+    assert (
+        all(name in listed for name in METHODS)
+        and "density: float, in (0, 1] = 0.2" in listed
+        and "T_e[sign=g]" in listed
+        and "weights: list[float] | None" in listed
+    )
     e0, e1 = map(str, suite["experts"])
     out = tmp_path / "ties"
     args = [

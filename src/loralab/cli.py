@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from loralab.artifacts import check_output
 from loralab.errors import LoralabError, did_you_mean
 from loralab.gsm.cli import gsm_app
 from loralab.gsm.sandbox_cli import sandbox_app
@@ -164,7 +165,6 @@ def combine_cmd(
 
     Example: loralab combine --method ties --expert lib/A-B --expert lib/B-C --opt density=0.5 --out merged
     """
-    from loralab.artifacts import check_output
     from loralab.combination import export_adapter, get_method, merge, save_combined
     from loralab.combination.registry import coerce_options
     from loralab.experts.library import base_of, load_expert
@@ -238,6 +238,7 @@ def data_twohop(
         raise LoralabError(f"--triplets {triplets}: must be positive")
     chain = "" if relations == DEFAULT_CHAIN else f"-{relations}"
     folder = out or workdir / "data" / f"twohop-{variant}{chain}-n{triplets}-s{seed}"
+    check_output(folder, "--out" if out else "--workdir", new=not overwrite)
     try:
         path = build_twohop(
             folder,
@@ -310,6 +311,7 @@ def data_bridge(
     folder = (
         out or workdir / "data" / f"bridge-{variant}{chain}{'' if cot else '-direct'}-n{triplets}-s{seed}"
     )
+    check_output(folder, "--out" if out else "--workdir", inputs=disjoint_from or [], new=not overwrite)
     try:
         path = build_bridge(
             folder,
@@ -356,6 +358,7 @@ def data_setup(
     _positive("--triplets", triplets)
     _positive("--bridge-triplets", bridge_triplets)
     names = list(SETUPS) if name == "all" else [name]
+    check_output(out or workdir, "--out" if out else "--workdir")
     for n in names:
         default = f"{n}-n{triplets}-s{seed}" + ("" if bridge_triplets == 100 else f"-b{bridge_triplets}")
         folder = (out / default if name == "all" else out) if out else workdir / "data" / default
@@ -416,6 +419,7 @@ def data_graph(
         )
     size = f"p{paths}" if variant == "disjoint" else f"u{u1}-{u2}-{u3}"
     folder = out or workdir / "data" / f"graph-{variant}-{size}-s{seed}"
+    check_output(folder, "--out" if out else "--workdir", new=not overwrite)
     try:
         path = build_graph(
             folder,
@@ -471,6 +475,7 @@ def base_build(
     from loralab.models.tiny import build_base, preset_dir
 
     path = preset_dir(preset)
+    check_output(path, "$LORALAB_CACHE")
     if (path / "meta.json").is_file() and not overwrite:
         console.print(f"already built: {path}")
         return
@@ -523,6 +528,8 @@ def probe_familiarity(
     from loralab.evaluation.score import wilson
     from loralab.probes.familiarity import cached_probe, rows
 
+    if json_path is not None:
+        check_output(json_path, "--json", file=True)
     result = cached_probe(base, refresh=refresh)
     table = Table(title=f"familiarity of {result['base']}")
     table.add_column("pool")
@@ -579,6 +586,7 @@ def train(
     from loralab.experts.config import ExpertConfig
     from loralab.experts.library import write_index
     from loralab.experts.train import train_expert
+    from loralab.worlds.jsonl import read_jsonl
 
     try:
         cfg = ExpertConfig(
@@ -596,7 +604,11 @@ def train(
         raise LoralabError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from exc
     if out is None and not name:
         raise LoralabError("--out or --name: say where the expert goes")
-    path = train_expert(base, data, out or workdir / "library" / str(name), cfg, name, overwrite=overwrite)
+    folder = out or workdir / "library" / str(name)
+    check_output(folder, "--out" if out else "--workdir", inputs=data, new=not overwrite)
+    for file in data:
+        read_jsonl(file)
+    path = train_expert(base, data, folder, cfg, name, overwrite=overwrite)
     write_index(path.parent)
     console.print(f"wrote {path}")
 
@@ -644,7 +656,6 @@ def eval_cmd(
 
     Example: loralab eval --data DS/ac_cot.test.jsonl --expert lib/A-B --expert lib/B-C --method arrow
     """
-    from loralab.artifacts import check_output
     from loralab.combination import get_method
     from loralab.combination.registry import coerce_options
     from loralab.experiments.cell import run_cell
@@ -712,6 +723,7 @@ def quickstart_cmd(
         raise LoralabError(f"--triplets {triplets}: must be positive")
     if not 5 <= templates <= 50:
         raise LoralabError(f"--templates {templates}: must be between 5 and 50")
+    check_output(workdir, "--workdir")
     quickstart(workdir, base, variant, triplets, seed, templates=templates, console=console)
 
 
@@ -744,8 +756,12 @@ def report(
         from loralab.report.build import build_report, write_report
         from loralab.report.paper import paper_rows
 
-        if paper_model not in {str(r.get("model")) for r in paper_rows()}:
-            raise LoralabError(f"--paper-model {paper_model}: not a model of the paper's tables")
+        models = {str(r.get("model")) for r in paper_rows()}
+        if paper_model not in models:
+            hint = did_you_mean(paper_model, models)
+            raise LoralabError(f"--paper-model {paper_model}: not a model of the paper's tables{hint}")
+        if out is not None:
+            check_output(out, "--out")
         built = build_report(path, paper_model)
         written = write_report(built, out)
         sys.stdout.write(built.markdown())
@@ -784,13 +800,19 @@ def validate_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML)")],
     preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
 ) -> None:
-    """Check an experiment spec without running anything: keys, types, names, grid; print what it expands to.
+    """Check an experiment spec without running anything: keys, types, names, option ranges, grid; print what
+    it expands to, or every problem found (one line each).
 
     Example: loralab validate experiments/paper/bridge-ablation.yaml --preset default
     """
-    from loralab.experiments.spec import load_spec, summary
+    from loralab.experiments.spec import check_spec, summary
 
-    console.print(summary(load_spec(spec, preset)), highlight=False, markup=False)
+    loaded, problems = check_spec(spec, preset)
+    if loaded is None:
+        for line in problems:
+            _error_line(line)
+        raise SystemExit(2)
+    console.print(summary(loaded), highlight=False, markup=False)
 
 
 @app.command("run")
@@ -818,6 +840,11 @@ def run_cmd(
     loaded = load_spec(spec, preset)
     if address is not None and executor != "ray":
         raise LoralabError("--address: only with --executor ray")
+    if executor not in ("local", "ray"):
+        raise LoralabError(
+            f"--executor {executor}: choose local or ray{did_you_mean(executor, ('local', 'ray'))}"
+        )
+    check_output(workdir, "--workdir")
     plan = run(loaded, workdir, preset, executor, address, console, probe, str(spec))
     console.print(f"report: loralab report {plan.folder}", highlight=False)
 
@@ -876,6 +903,9 @@ def theory_cmd(
     from loralab.theory.report import rich_table, write_json
 
     cfg = TheoryConfig(d=d, m=m, entities=entities, relations=relations, seeds=seeds, m_max=m_max)
+    check_output(out or workdir / "theory" / "theory.png", "--out" if out else "--workdir", file=True)
+    if json_path is not None:
+        check_output(json_path, "--json", file=True)
     with progress() as bar:
         task = bar.add_task(f"worlds (m sweep 2^8..{cfg.sweep[-1]})", total=seeds)
         result = run_lab(cfg, on_world=lambda _: bar.update(task, advance=1))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from loralab.artifacts import check_output
 from loralab.errors import LoralabError
 from loralab.terminal import stdout_console
 
@@ -51,6 +52,7 @@ def data_cmd(
         raise LoralabError(f"--templates {templates}: not a folder")
     if graph not in ("level", "whole"):
         raise LoralabError(f"--graph {graph}: choose level or whole")
+    check_output(out, "--out", inputs=[root] if root is not None else [])
     for solution in ("cot", "code"):
         folder = build_gsm(
             out / solution,
@@ -179,6 +181,7 @@ def run_cmd(
     if dry_run:
         console.print(describe_plan(spec, base, templates), highlight=False)
         return
+    check_output(workdir, "--workdir")
     result = run_experiment(spec, workdir, base, templates, device, batch_size, log=console.print)
     console.print(result.markdown, highlight=False, soft_wrap=True)
     console.print(
