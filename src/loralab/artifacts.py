@@ -98,8 +98,6 @@ def check_output(
             raise LoralabError(f"{where}: is a folder, a file is written here")
         if not file and not path.is_dir():
             raise LoralabError(f"{where}: is a file, a folder is written here")
-        if new:
-            raise LoralabError(f"{where}: already exists (pass --overwrite to replace it)")
     parent = path.absolute().parent
     while not parent.exists():
         parent = parent.parent
@@ -118,6 +116,8 @@ def check_output(
             raise LoralabError(f"{where}: inside the input {inp}; write it somewhere else")
         if source.is_relative_to(target):
             raise LoralabError(f"{where}: holds the input {inp}; write it somewhere else")
+    if new and path.exists():
+        raise LoralabError(f"{where}: already exists (pass --overwrite to replace it)")
 
 
 @contextlib.contextmanager

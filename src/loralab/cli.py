@@ -91,7 +91,7 @@ def ls_registries(
             f"ls {what}: choose methods, datasets, setups, presets or all{did_you_mean(what, choices)}"
         )
     if what in ("methods", "all"):
-        table = Table(title="combination methods", show_lines=True, caption=OPTION_SYNTAX)
+        table = Table(title="combination methods", show_lines=True, caption=plain(OPTION_SYNTAX))
         for col in ("name", "kind", "space", "formula", "options (type, range = default)", "paper"):
             table.add_column(col, overflow="fold")
         for spec in METHODS.values():
@@ -222,9 +222,13 @@ def data_twohop(
     from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS, build_twohop
 
     if variant not in VARIANTS:
-        raise LoralabError(f"--variant {variant}: choose one of {', '.join(VARIANTS)}")
+        raise LoralabError(
+            f"--variant {variant}: choose one of {', '.join(VARIANTS)}{did_you_mean(variant, VARIANTS)}"
+        )
     if relations not in CHAINS:
-        raise LoralabError(f"--relations {relations}: choose one of {', '.join(CHAINS)}")
+        raise LoralabError(
+            f"--relations {relations}: choose one of {', '.join(CHAINS)}{did_you_mean(relations, CHAINS)}"
+        )
     if not 1 <= templates <= TEMPLATES_PER_RELATION:
         raise LoralabError(f"--templates {templates}: must be between 1 and {TEMPLATES_PER_RELATION}")
     if dev_templates < 0:
@@ -297,9 +301,13 @@ def data_bridge(
     from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS
 
     if variant not in VARIANTS:
-        raise LoralabError(f"--variant {variant}: choose one of {', '.join(VARIANTS)}")
+        raise LoralabError(
+            f"--variant {variant}: choose one of {', '.join(VARIANTS)}{did_you_mean(variant, VARIANTS)}"
+        )
     if relations not in CHAINS:
-        raise LoralabError(f"--relations {relations}: choose one of {', '.join(CHAINS)}")
+        raise LoralabError(
+            f"--relations {relations}: choose one of {', '.join(CHAINS)}{did_you_mean(relations, CHAINS)}"
+        )
     _positive("--triplets", triplets)
     excluded: set[str] = set()
     for folder in disjoint_from or []:
@@ -354,7 +362,9 @@ def data_setup(
     from loralab.worlds.setups import SETUPS, build_setup
 
     if name != "all" and name not in SETUPS:
-        raise LoralabError(f"setup {name}: choose one of {', '.join(SETUPS)}, or all")
+        raise LoralabError(
+            f"setup {name}: choose one of {', '.join(SETUPS)}, or all{did_you_mean(name, [*SETUPS, 'all'])}"
+        )
     _positive("--triplets", triplets)
     _positive("--bridge-triplets", bridge_triplets)
     names = list(SETUPS) if name == "all" else [name]
@@ -399,7 +409,9 @@ def data_graph(
     from loralab.worlds.graph import GRAPH_VARIANTS, build_graph
 
     if variant not in GRAPH_VARIANTS:
-        raise LoralabError(f"--variant {variant}: choose one of {', '.join(GRAPH_VARIANTS)}")
+        raise LoralabError(
+            f"--variant {variant}: choose one of {', '.join(GRAPH_VARIANTS)}{did_you_mean(variant, GRAPH_VARIANTS)}"
+        )
     if variant == "disjoint":
         _positive("--paths", paths)
     else:
@@ -452,7 +464,9 @@ def data_validate(
     from loralab.worlds.validate import validate_dataset
 
     if preset not in PRESETS:
-        raise LoralabError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
+        raise LoralabError(
+            f"--preset {preset}: choose one of {', '.join(PRESETS)}{did_you_mean(preset, PRESETS)}"
+        )
     result = validate_dataset(path, preset)
     for line in result.lines():
         console.print(line, highlight=False, markup=False)

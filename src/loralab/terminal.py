@@ -85,7 +85,8 @@ def fit_table(console: Console, table: Table, drop: Sequence[str] = ()) -> tuple
             hidden.append(header)
     if hidden:
         note = f"hidden to fit the terminal: {', '.join(hidden)} (a wider window or a file shows them)"
-        table.caption = f"{table.caption}; {note}" if table.caption else note
+        caption = table.caption
+        table.caption = Text.assemble(caption, f"; {note}") if caption else note
     return table, max(console.width, min_width(console, table))
 
 

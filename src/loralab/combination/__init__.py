@@ -156,6 +156,7 @@ def combine(base: Any, experts: Sequence[Path | str | Expert], method: str, **op
     from loralab.models.load import load_base
 
     spec = get_method(method)
+    options = coerce_options(spec, options)  # names, types and ranges, before anything is loaded
     tokenizer = None
     if isinstance(base, tuple):
         model, tokenizer = base
@@ -169,13 +170,12 @@ def combine(base: Any, experts: Sequence[Path | str | Expert], method: str, **op
         tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
     loaded = [e if isinstance(e, Expert) else load_expert(e) for e in experts]
     if spec.kind == "baseline":
-        opts = coerce_options(spec, options)
         if method != "base":
             check_compatible(loaded, model)
-        return spec.fn(model, loaded, **opts)
+        return spec.fn(model, loaded, **options)
     check_compatible(loaded, model)
     if spec.kind == "router":
-        return spec.fn(model, loaded, **coerce_options(spec, options))
+        return spec.fn(model, loaded, **options)
     merged = merge(loaded, method, model=model, tokenizer=tokenizer, **options)
     with torch.no_grad():
         for module in merged.modules:

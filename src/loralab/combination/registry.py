@@ -61,8 +61,8 @@ class Range:
         if self.low is not None and self.high is not None:
             return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
         if self.low is not None:
-            if self.low == 0:
-                return "positive" if self.low_open else "not negative"
+            if self.low == 0 and self.low_open:
+                return "positive"
             return f"{'above' if self.low_open else 'at least'} {self.low:g}"
         if self.high is not None:
             return f"{'below' if self.high_open else 'at most'} {self.high:g}"

@@ -253,7 +253,9 @@ def apply_preset(spec: ExperimentSpec, preset: str | None) -> ExperimentSpec:
     if preset is None:
         return spec
     if preset not in SCALES:
-        raise LoralabError(f"--preset {preset}: choose one of {', '.join(SCALES)}")
+        raise LoralabError(
+            f"--preset {preset}: choose one of {', '.join(SCALES)}{did_you_mean(preset, SCALES)}"
+        )
     from loralab.models.tiny import PRESETS
 
     scale = SCALES[preset]

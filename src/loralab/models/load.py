@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from loralab.errors import LoralabError
+from loralab.errors import LoralabError, did_you_mean
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -57,7 +57,10 @@ def resolve_base(base: str | Path) -> Path:
     path = Path(base)
     if not path.is_dir():
         names = ", ".join(base_names())
-        raise LoralabError(f"--base {base}: neither a built-in or imported base ({names}) nor a model folder")
+        hint = did_you_mean(base, base_names())
+        raise LoralabError(
+            f"--base {base}: neither a built-in or imported base ({names}) nor a model folder{hint}"
+        )
     if not (path / "config.json").is_file():
         raise LoralabError(f"--base {path}: no config.json; not a Hugging Face model folder")
     return path
