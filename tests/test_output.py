@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
+from loralab.report.build import RunReport
 from loralab.terminal import FILE_WIDTH, fit_table, min_width, print_table
 from tests.conftest import run_cli
 
@@ -80,9 +81,7 @@ def test_group_commands_have_help_examples(
         assert f"Example: loralab {group} " in capsys.readouterr().out, group
 
 
-def _report(preset: str, familiarity: dict[str, object]) -> object:
-    from loralab.report.build import RunReport
-
+def _report(preset: str, familiarity: dict[str, object]) -> RunReport:
     meta = {"preset": preset, "familiarity": familiarity}
     return RunReport("r", "e", Path("f"), Path("w"), meta, 1, 1, [], {}, "", "m")
 
@@ -92,10 +91,10 @@ def test_test_preset_reports_carry_a_caution() -> None:
 
     caution = "this preset measures nothing"
     test_run, real_run = _report("test", {}), _report("default", {})
-    assert caution in test_run.markdown() and caution not in real_run.markdown()  # type: ignore[attr-defined]
-    html = render_html(test_run)  # type: ignore[arg-type]
-    assert f'<p class="caution">Caution: this run used preset `test`' in html
-    assert caution not in render_html(real_run)  # type: ignore[arg-type]
+    assert caution in test_run.markdown() and caution not in real_run.markdown()
+    html = render_html(test_run)
+    assert '<p class="caution">Caution: this run used preset `test`' in html
+    assert caution not in render_html(real_run)
 
 
 def test_html_familiarity_is_a_table() -> None:
@@ -113,7 +112,7 @@ def test_html_familiarity_is_a_table() -> None:
             }
         },
     }
-    html = render_html(_report("default", {"test": summary}))  # type: ignore[arg-type]
+    html = render_html(_report("default", {"test": summary}))
     section = html.split("Familiarity of the base model(s)</h2>", 1)[1]
     assert section.lstrip().startswith("<table>") and "<pre>" not in section
     row = "<tr><td>test</td><td>real_people</td>"
