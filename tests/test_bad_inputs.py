@@ -475,3 +475,40 @@ def test_error_lines_keep_square_brackets(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().err == (
         "error: --executor ray: Ray is not installed (pip install 'loralab[ray]'); see [bold]x[/bold]\n"
     )
+
+
+def test_eval_uses_the_base_its_experts_record(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from loralab.experts.library import recorded_base
+
+    assert recorded_base([world.expert]) == "test"  # its meta.json names the test preset's cache folder
+    work = world.tmp / "work"
+    args = ["eval", "--data", str(world.data), "--expert", str(world.expert), "--workdir", str(work)]
+    assert run_cli([*args, "--max-new-tokens", "4"], monkeypatch) == 0
+    con = sqlite3.connect(work / "results.sqlite")
+    assert con.execute("SELECT base FROM cells").fetchall() == [("builtin:test",)]
+    con.close()
+
+
+def test_a_base_build_says_so_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loralab.models import tiny
+
+    monkeypatch.setenv("LORALAB_CACHE", str(tmp_path / "cache"))
+    said: list[str] = []
+    real_pretrain = tiny.pretrain
+
+    def pretrain(*args: object, **kwargs: object) -> object:
+        said.append(capsys.readouterr().err)  # what was printed before the long part began
+        return real_pretrain(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tiny, "pretrain", pretrain)
+    path = tiny.ensure_built("test")
+    assert said and f"building the built-in base 'test' into {path} first (a few seconds" in said[0]
+    assert tiny.BUILD_TIME["default"].startswith("about 15 min")
+    capsys.readouterr()
+    assert tiny.ensure_built("test") == path and capsys.readouterr().err == ""  # cached: silent
