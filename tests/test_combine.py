@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from loralab.artifacts import read_json
 from loralab.combination import METHODS, RoutedLinear, combine, export_adapter, merge
 from loralab.combination.arrow import power_prototype, prototype
 from loralab.combination.routed import ArrowRouter, FixedRouter
@@ -299,9 +300,9 @@ def test_bad_combinations_fail_with_one_line(tiny_base: Path, tmp_path: Path) ->
     with pytest.raises(LoralabError, match=r"adapter_config\.json: not valid JSON"):
         load_expert(tmp_path / "broken")
     cfg = json.loads((tmp_path / "ok" / "adapter_config.json").read_text())
-    for flag, what in (("use_dora", "DoRA"), ("lora_bias", "LoRA bias")):
+    for flag, what in (("use_dora", "DoRA"), ("lora_bias", "a LoRA bias")):
         (tmp_path / "ok" / "adapter_config.json").write_text(json.dumps({**cfg, flag: True}))
-        with pytest.raises(LoralabError, match=f"{what} adapter"):
+        with pytest.raises(LoralabError, match=f"field {flag}: {what}"):
             load_expert(tmp_path / "ok")
     (tmp_path / "ok" / "adapter_config.json").write_text(json.dumps(cfg))
     (tmp_path / "ok" / "adapter_model.safetensors").write_bytes(b"garbage")
@@ -347,7 +348,12 @@ def test_cli_lists_methods_and_combines(
 
     assert run_cli(["ls", "methods"], monkeypatch) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in METHODS) and "density: float = 0.2" in listed
+    assert (
+        all(name in listed for name in METHODS)
+        and "density: float, in (0, 1] = 0.2" in listed
+        and "T_e[sign=g]" in listed
+        and "weights: list[float] | None" in listed
+    )
     e0, e1 = map(str, suite["experts"])
     out = tmp_path / "ties"
     args = [
@@ -382,13 +388,19 @@ def test_cli_lists_methods_and_combines(
         "--out",
         str(routed),
     ]
+    # PEFT-made experts record no base: a recipe is refused until --base says which, then stores it
+    assert run_cli(args, monkeypatch) == 2
+    assert "--base: needed to record the recipe's base" in capsys.readouterr().err
+    assert not routed.exists()
+    args[1:1] = ["--base", str(suite["base"])]
     assert run_cli(args, monkeypatch) == 0
+    assert read_json(routed / "combination.json")["base"] == str(suite["base"])
     want = logits(combine(load_base(suite["base"])[0], suite["experts"], "arrow", top_k=1))
-    torch.testing.assert_close(logits(load_combined(routed, suite["base"])), want)
+    torch.testing.assert_close(logits(load_combined(routed)), want)
     # bad input: one line, exit 2, nothing written
     assert run_cli([*args[:-2], "--out", str(routed)], monkeypatch) == 2
     bad = ["combine", "--method", "ties", "--expert", e0, "--opt", "density=2", "--out", str(tmp_path / "x")]
     assert run_cli(bad, monkeypatch) == 2
     err = capsys.readouterr().err
-    assert "already exists" in err and "--opt density=2.0: must be in (0, 1]" in err
+    assert "already exists" in err and "--opt density=2: must be in (0, 1]" in err
     assert not (tmp_path / "x").exists()

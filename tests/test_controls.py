@@ -385,7 +385,12 @@ def test_the_report_opens_with_the_controls(
     markdown = (folder / "report" / "report.md").read_text()
     assert out.startswith(markdown)
     lines = [line for line in markdown.splitlines() if line.strip()]
-    assert lines[0] == "# report-seeds.test" and lines[1] == "## Positive controls"
+    # a test-preset report first cautions that it measures nothing, then opens with the controls
+    assert lines[0] == "# report-seeds.test" and lines[1].startswith(
+        "> **Caution: this run used preset `test`"
+    )
+    lines = [lines[0], *lines[2:]]
+    assert lines[1] == "## Positive controls"
     assert lines[2].startswith(
         "| Context | Control | Measured | Value (%) | 95% Wilson | n | Threshold | Verdict |"
     )

@@ -470,7 +470,8 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(tiny_base: Path, tmp_pa
     spec.write_text(GRID.replace("  - name: ties\n    options: {density: 0.5}\n", "  - name: arrow\n"))
     plan = run(load_spec(spec, "test"), tmp_path / "w", "test", console=Console(quiet=True), probe=False)
     by_method = {c.method: c for c in plan.cells}
-    assert set(by_method) == {"uniform", "arrow"}
+    # the two combination cells, and the experts alone that the runner adds as positive controls
+    assert set(by_method) == {"uniform", "arrow", "oracle"}
     arrow = json.loads(
         (plan.workdir / "diagnostics" / by_method["arrow"].key / "diagnostics.json").read_text()
     )

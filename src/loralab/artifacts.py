@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +73,51 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file; a missing or corrupt file is a `LoralabError` naming it."""
+    """Read a JSON file; a missing, unreadable or corrupt file is a `LoralabError` naming it."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise LoralabError(f"{path}: file not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise LoralabError(f"{path}: not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise LoralabError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def check_output(
+    path: Path, flag: str, inputs: Sequence[Path] = (), new: bool = False, file: bool = False
+) -> None:
+    """Fail before any work if a command could not write `path` (a folder, or a `file`): a path where a file
+    stands and a folder is due (or the reverse), a parent that is a file or cannot be written, a path inside
+    one of the `inputs` or holding one (an overwrite would delete it), or, with `new`, one that exists.
+    Nothing is created; errors name the flag: ``--out PATH: why``."""
+    path = Path(path)
+    where = f"{flag} {path}"
+    if path.exists() or path.is_symlink():
+        if file and path.is_dir():
+            raise LoralabError(f"{where}: is a folder, a file is written here")
+        if not file and not path.is_dir():
+            raise LoralabError(f"{where}: is a file, a folder is written here")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LoralabError(f"{where}: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".loralab-write-check-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise LoralabError(f"{where}: cannot write in {parent} ({exc.strerror or exc})") from None
+    target = path.resolve()
+    for inp in inputs:
+        source = Path(inp).resolve()
+        if target == source or target.is_relative_to(source):
+            raise LoralabError(f"{where}: inside the input {inp}; write it somewhere else")
+        if source.is_relative_to(target):
+            raise LoralabError(f"{where}: holds the input {inp}; write it somewhere else")
+    if new and path.exists():
+        raise LoralabError(f"{where}: already exists (pass --overwrite to replace it)")
 
 
 @contextlib.contextmanager

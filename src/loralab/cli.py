@@ -10,11 +10,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from loralab.artifacts import check_output
 from loralab.diagnose.cli import audit_cmd, diagnose_cmd
-from loralab.errors import LoralabError
+from loralab.errors import LoralabError, did_you_mean
 from loralab.gsm.cli import gsm_app
 from loralab.gsm.sandbox_cli import sandbox_app
+from loralab.terminal import FILE_WIDTH, plain, print_table, stdout_console
 
 app = typer.Typer(
     add_completion=False,
@@ -22,9 +25,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="loralab: a laboratory for recycling LoRAs.",
 )
-data_app = typer.Typer(no_args_is_help=True, help="Build datasets.")
-base_app = typer.Typer(no_args_is_help=True, help="Build the built-in base models; import a real one.")
-library_app = typer.Typer(no_args_is_help=True, help="Inspect expert libraries.")
+data_app = typer.Typer(
+    no_args_is_help=True, help="Build datasets.\n\nExample: loralab data twohop --variant FF --triplets 100"
+)
+base_app = typer.Typer(
+    no_args_is_help=True,
+    help="Build the built-in base models; import a real one.\n\nExample: loralab base build --preset default",
+)
+library_app = typer.Typer(
+    no_args_is_help=True, help="Inspect expert libraries.\n\nExample: loralab library ls loralab-work/library"
+)
 app.add_typer(data_app, name="data")
 app.add_typer(base_app, name="base")
 app.add_typer(library_app, name="library")
@@ -32,8 +42,8 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(gsm_app, name="gsm")
 app.command("diagnose")(diagnose_cmd)
 app.command("audit")(audit_cmd)
-# a pipe or log file gets wide tables instead of rich's default of 80 columns
-console = Console() if sys.stdout.isatty() else Console(width=160)
+# a terminal's tables fit its width; a pipe or log file gets every table whole (loralab/terminal.py)
+console = stdout_console()
 
 Workdir = Annotated[Path, typer.Option(help="where artifacts are written")]
 Base = Annotated[
@@ -78,16 +88,20 @@ def ls_registries(
     from loralab.worlds.setups import SETUPS, mixture_notation
     from loralab.worlds.twohop import CHAINS, TASKS, VARIANTS
 
-    if what not in ("methods", "datasets", "setups", "presets", "all"):
-        raise LoralabError(f"ls {what}: choose methods, datasets, setups, presets or all")
+    choices = ("methods", "datasets", "setups", "presets", "all")
+    if what not in choices:
+        raise LoralabError(
+            f"ls {what}: choose methods, datasets, setups, presets or all{did_you_mean(what, choices)}"
+        )
     if what in ("methods", "all"):
-        table = Table(title="combination methods", show_lines=True)
-        for col in ("name", "kind", "space", "formula", "options (type = default)", "paper"):
+        table = Table(title="combination methods", show_lines=True, caption=plain(OPTION_SYNTAX))
+        for col in ("name", "kind", "space", "formula", "options (type, range = default)", "paper"):
             table.add_column(col, overflow="fold")
         for spec in METHODS.values():
             opts = "\n".join(f"{o.name}: {o.type_name} = {o.default!r}" for o in options(spec)) or "-"
-            table.add_row(spec.name, spec.kind, spec.space, spec.formula, opts, spec.paper)
-        console.print(table)
+            cells = (spec.name, spec.kind, spec.space, spec.formula, opts, spec.paper)
+            table.add_row(*(plain(c) for c in cells))
+        print_table(console, table, drop=("paper", "space", "kind"))
     if what in ("datasets", "all"):
         console.print(
             "[bold]datasets[/bold] (loralab data ...; src/loralab/worlds/README.md)\n"
@@ -103,10 +117,17 @@ def ls_registries(
             table.add_column(col, overflow="fold")
         for setup in SETUPS.values():
             mixtures = "\n".join(f"{e}: {mixture_notation(m)}" for e, m in setup.experts.items())
-            table.add_row(setup.name, mixtures, setup.evaluation, setup.paper)
-        console.print(table)
+            table.add_row(*(plain(c) for c in (setup.name, mixtures, setup.evaluation, setup.paper)))
+        print_table(console, table, drop=("paper",))
     if what in ("presets", "all"):
         console.print(f"[bold]base presets[/bold]\n  {', '.join(PRESETS)}")
+
+
+OPTION_SYNTAX = (
+    "--opt KEY=VALUE (also a spec's options and Python keywords): numbers and true/false as written, none "
+    "for an option whose default is None; a list option takes a,b or [a,b] or one value (weights=1: the "
+    "same weight for every expert). Every value is checked against its range when parsed."
+)
 
 
 def expand_experts(paths: list[Path]) -> list[Path]:
@@ -131,40 +152,50 @@ def combine_cmd(
         list[Path], typer.Option("--expert", "--experts", help="expert or library folder; repeatable")
     ],
     out: Annotated[Path, typer.Option(help="output folder")],
-    opt: Annotated[list[str] | None, typer.Option(help="method option key=value; repeatable")] = None,
-    base: Annotated[
-        str | None, typer.Option(help="base preset or folder (checks fit; needed by learned methods)")
+    opt: Annotated[
+        list[str] | None, typer.Option(help="method option key=value (lists: a,b or [a,b]); repeatable")
     ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="base preset or folder (default: the experts' own; checks fit; stored in recipes)"),
+    ] = None,
+    check_finite: Annotated[bool, typer.Option(help="refuse adapters holding NaN or Inf")] = True,
     overwrite: bool = False,
 ) -> None:
     """Combine experts into one artifact: a PEFT adapter folder for merges and learned methods (loads with
-    peft.PeftModel.from_pretrained), a recipe folder with the experts for routers (loralab.combination.load_combined).
+    peft.PeftModel.from_pretrained), a recipe folder with the experts and their base for routers
+    (loralab.combination.load_combined).
 
     Example: loralab combine --method ties --expert lib/A-B --expert lib/B-C --opt density=0.5 --out merged
     """
-    from loralab.combination import METHODS, export_adapter, get_method, merge, save_combined
+    from loralab.combination import export_adapter, get_method, merge, save_combined
+    from loralab.combination.registry import coerce_options
+    from loralab.experts.library import base_of, load_expert
 
     spec = get_method(method)
-    experts = expand_experts(expert)
-    options = parse_options(opt or [])
-    if out.exists() and not overwrite:
-        raise LoralabError(f"--out {out}: already exists (pass --overwrite to replace it)")
+    options = coerce_options(spec, parse_options(opt or []))  # ranges checked before anything is loaded
     if spec.kind == "baseline":
         raise LoralabError(f"--method {method}: a comparison row, nothing to write (use loralab eval)")
+    experts = expand_experts(expert)
+    check_output(out, "--out", inputs=experts, new=not overwrite)
+    loaded = [load_expert(e, check_finite=check_finite) for e in experts]
     if spec.kind == "router":
-        path = save_combined(method, experts, out, overwrite, **options)
-        console.print(f"wrote routed combination {path} ({len(experts)} experts, {METHODS[method].name})")
+        recipe_base = base_of(loaded, base, "to record the recipe's base")
+        path = save_combined(method, experts, out, overwrite, base=recipe_base, **options)
+        console.print(
+            plain(f"wrote routed combination {path} ({len(experts)} experts, {method}, base {recipe_base})")
+        )
         return
     model = tokenizer = None
     if base is not None or spec.kind == "learned":
         from loralab.models.load import load_base
 
-        model, tokenizer = load_base(base or "default")
-    merged = merge(experts, method, model=model, tokenizer=tokenizer, **options)
-    path = export_adapter(merged, experts, out, overwrite=overwrite)
+        model, tokenizer = load_base(base_of(loaded, base, f"by the learned method {method}"))
+    merged = merge(loaded, method, model=model, tokenizer=tokenizer, **options)
+    path = export_adapter(merged, loaded, out, overwrite=overwrite)
     energy = merged.energy
     kept = f"; retained energy min {min(energy.values()):.4f}" if energy else ""
-    console.print(f"wrote PEFT adapter {path} ({method}, {len(merged.modules)} modules{kept})")
+    console.print(plain(f"wrote PEFT adapter {path} ({method}, {len(merged.modules)} modules{kept})"))
 
 
 @data_app.command("twohop")
@@ -194,9 +225,13 @@ def data_twohop(
     from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS, build_twohop
 
     if variant not in VARIANTS:
-        raise LoralabError(f"--variant {variant}: choose one of {', '.join(VARIANTS)}")
+        raise LoralabError(
+            f"--variant {variant}: choose one of {', '.join(VARIANTS)}{did_you_mean(variant, VARIANTS)}"
+        )
     if relations not in CHAINS:
-        raise LoralabError(f"--relations {relations}: choose one of {', '.join(CHAINS)}")
+        raise LoralabError(
+            f"--relations {relations}: choose one of {', '.join(CHAINS)}{did_you_mean(relations, CHAINS)}"
+        )
     if not 1 <= templates <= TEMPLATES_PER_RELATION:
         raise LoralabError(f"--templates {templates}: must be between 1 and {TEMPLATES_PER_RELATION}")
     if dev_templates < 0:
@@ -210,6 +245,7 @@ def data_twohop(
         raise LoralabError(f"--triplets {triplets}: must be positive")
     chain = "" if relations == DEFAULT_CHAIN else f"-{relations}"
     folder = out or workdir / "data" / f"twohop-{variant}{chain}-n{triplets}-s{seed}"
+    check_output(folder, "--out" if out else "--workdir", new=not overwrite)
     try:
         path = build_twohop(
             folder,
@@ -268,9 +304,13 @@ def data_bridge(
     from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS
 
     if variant not in VARIANTS:
-        raise LoralabError(f"--variant {variant}: choose one of {', '.join(VARIANTS)}")
+        raise LoralabError(
+            f"--variant {variant}: choose one of {', '.join(VARIANTS)}{did_you_mean(variant, VARIANTS)}"
+        )
     if relations not in CHAINS:
-        raise LoralabError(f"--relations {relations}: choose one of {', '.join(CHAINS)}")
+        raise LoralabError(
+            f"--relations {relations}: choose one of {', '.join(CHAINS)}{did_you_mean(relations, CHAINS)}"
+        )
     _positive("--triplets", triplets)
     excluded: set[str] = set()
     for folder in disjoint_from or []:
@@ -282,6 +322,7 @@ def data_bridge(
     folder = (
         out or workdir / "data" / f"bridge-{variant}{chain}{'' if cot else '-direct'}-n{triplets}-s{seed}"
     )
+    check_output(folder, "--out" if out else "--workdir", inputs=disjoint_from or [], new=not overwrite)
     try:
         path = build_bridge(
             folder,
@@ -324,10 +365,13 @@ def data_setup(
     from loralab.worlds.setups import SETUPS, build_setup
 
     if name != "all" and name not in SETUPS:
-        raise LoralabError(f"setup {name}: choose one of {', '.join(SETUPS)}, or all")
+        raise LoralabError(
+            f"setup {name}: choose one of {', '.join(SETUPS)}, or all{did_you_mean(name, [*SETUPS, 'all'])}"
+        )
     _positive("--triplets", triplets)
     _positive("--bridge-triplets", bridge_triplets)
     names = list(SETUPS) if name == "all" else [name]
+    check_output(out or workdir, "--out" if out else "--workdir")
     for n in names:
         default = f"{n}-n{triplets}-s{seed}" + ("" if bridge_triplets == 100 else f"-b{bridge_triplets}")
         folder = (out / default if name == "all" else out) if out else workdir / "data" / default
@@ -368,7 +412,9 @@ def data_graph(
     from loralab.worlds.graph import GRAPH_VARIANTS, build_graph
 
     if variant not in GRAPH_VARIANTS:
-        raise LoralabError(f"--variant {variant}: choose one of {', '.join(GRAPH_VARIANTS)}")
+        raise LoralabError(
+            f"--variant {variant}: choose one of {', '.join(GRAPH_VARIANTS)}{did_you_mean(variant, GRAPH_VARIANTS)}"
+        )
     if variant == "disjoint":
         _positive("--paths", paths)
     else:
@@ -388,6 +434,7 @@ def data_graph(
         )
     size = f"p{paths}" if variant == "disjoint" else f"u{u1}-{u2}-{u3}"
     folder = out or workdir / "data" / f"graph-{variant}-{size}-s{seed}"
+    check_output(folder, "--out" if out else "--workdir", new=not overwrite)
     try:
         path = build_graph(
             folder,
@@ -420,7 +467,9 @@ def data_validate(
     from loralab.worlds.validate import validate_dataset
 
     if preset not in PRESETS:
-        raise LoralabError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
+        raise LoralabError(
+            f"--preset {preset}: choose one of {', '.join(PRESETS)}{did_you_mean(preset, PRESETS)}"
+        )
     result = validate_dataset(path, preset)
     for line in result.lines():
         console.print(line, highlight=False, markup=False)
@@ -443,6 +492,7 @@ def base_build(
     from loralab.models.tiny import build_base, preset_dir
 
     path = preset_dir(preset)
+    check_output(path, "$LORALAB_CACHE")
     if (path / "meta.json").is_file() and not overwrite:
         console.print(f"already built: {path}")
         return
@@ -468,7 +518,10 @@ def base_import(
     console.print(f"imported {import_base(name, overwrite=True)}")
 
 
-probe_app = typer.Typer(no_args_is_help=True, help="Probe what a base model knows.")
+probe_app = typer.Typer(
+    no_args_is_help=True,
+    help="Probe what a base model knows.\n\nExample: loralab probe familiarity --base default",
+)
 app.add_typer(probe_app, name="probe")
 
 
@@ -492,6 +545,8 @@ def probe_familiarity(
     from loralab.evaluation.score import wilson
     from loralab.probes.familiarity import cached_probe, rows
 
+    if json_path is not None:
+        check_output(json_path, "--json", file=True)
     result = cached_probe(base, refresh=refresh)
     table = Table(title=f"familiarity of {result['base']}")
     table.add_column("pool")
@@ -516,7 +571,7 @@ def probe_familiarity(
             rate(row["corpus_correct"], row["corpus_n"]),
             str(row["corpus_n"]),
         )
-    console.print(table)
+    print_table(console, table, drop=("corpus facts", "tokens/name", "names"))
     if json_path is not None:
         write_json(json_path, result)
         console.print(f"wrote {json_path}")
@@ -548,6 +603,7 @@ def train(
     from loralab.experts.config import ExpertConfig
     from loralab.experts.library import write_index
     from loralab.experts.train import train_expert
+    from loralab.worlds.jsonl import read_jsonl
 
     try:
         cfg = ExpertConfig(
@@ -565,7 +621,11 @@ def train(
         raise LoralabError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from exc
     if out is None and not name:
         raise LoralabError("--out or --name: say where the expert goes")
-    path = train_expert(base, data, out or workdir / "library" / str(name), cfg, name, overwrite=overwrite)
+    folder = out or workdir / "library" / str(name)
+    check_output(folder, "--out" if out else "--workdir", inputs=data, new=not overwrite)
+    for file in data:
+        read_jsonl(file)
+    path = train_expert(base, data, folder, cfg, name, overwrite=overwrite)
     write_index(path.parent)
     console.print(f"wrote {path}")
 
@@ -585,53 +645,77 @@ def library_ls(path: Path) -> None:
         table.add_column(col)
     for e in list_library(path):
         loss = f"{e['final_loss']:.4f}" if e.get("final_loss") is not None else "-"
-        table.add_row(
-            e["name"], str(e["r"]), str(e["alpha"]), ",".join(e["targets"]), str(e["examples"]), loss
-        )
-    console.print(table)
+        cells = (e["name"], str(e["r"]), str(e["alpha"]), ",".join(e["targets"]), str(e["examples"]), loss)
+        table.add_row(*(plain(c) for c in cells))
+    print_table(console, table, drop=("final loss", "examples", "alpha"))
 
 
 @app.command("eval")
 def eval_cmd(
     data: Annotated[Path, typer.Option(help="JSONL file with prompt, gold and format (cot or direct)")],
-    base: Base = "default",
+    base: Annotated[
+        str | None,
+        typer.Option(help="base preset, imported base or model folder (default: the one the experts record)"),
+    ] = None,
     expert: Annotated[list[Path] | None, typer.Option(help="expert folder; repeatable")] = None,
     method: Annotated[str, typer.Option(help="combination method (loralab ls)")] = "uniform",
-    opt: Annotated[list[str] | None, typer.Option(help="method option key=value; repeatable")] = None,
+    opt: Annotated[
+        list[str] | None, typer.Option(help="method option key=value (lists: a,b or [a,b]); repeatable")
+    ] = None,
     library: Annotated[str | None, typer.Option(help="label of the expert set in the table")] = None,
     max_new_tokens: int = 128,
     batch_size: int = 64,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda if present)")] = None,
+    check_finite: Annotated[bool, typer.Option(help="refuse adapters holding NaN or Inf")] = True,
     workdir: Workdir = Path("loralab-work"),
 ) -> None:
     """Evaluate the base, one expert, or experts combined by a method; store the cell in WORKDIR/results.sqlite.
 
     Example: loralab eval --data DS/ac_cot.test.jsonl --expert lib/A-B --expert lib/B-C --method arrow
     """
+    from loralab.combination import get_method
+    from loralab.combination.registry import coerce_options
     from loralab.experiments.cell import run_cell
     from loralab.experiments.store import cells, connect
+    from loralab.experts.library import base_of, load_expert
     from loralab.report.table import rich_table
+    from loralab.worlds.jsonl import read_jsonl
 
     experts = expert or []
+    options = parse_options(opt or [])
+    if experts:
+        options = coerce_options(get_method(method), options)  # ranges checked before anything is loaded
+    _positive("--max-new-tokens", max_new_tokens)
+    _positive("--batch-size", batch_size)
+    check_output(workdir, "--workdir")
+    read_jsonl(data, required=("prompt", "gold"))
+    for e in experts:
+        load_expert(e, check_finite=check_finite)
+    chosen = base_of(experts, base, "to know which model to evaluate")
     db = workdir / "results.sqlite"
     run = time.strftime("eval-%Y%m%dT%H%M%S")
     cell_id, _ = run_cell(
-        base,
+        chosen,
         data,
         db,
         run,
         experts,
         method,
-        parse_options(opt or []),
+        options,
         library,
         max_new_tokens,
         batch_size,
         device,
+        check_finite=check_finite,
     )
     con = connect(db)
-    console.print(rich_table([c for c in cells(con, run) if c["id"] == cell_id]))
+    print_table(console, rich_table([c for c in cells(con, run) if c["id"] == cell_id]), drop=RESULT_DROP)
     con.close()
-    console.print(f"stored as cell {cell_id} of {db}")
+    console.print(plain(f"stored as cell {cell_id} of {db}"))
+
+
+RESULT_DROP = ("CoT step 2 names C", "CoT step 1 names B", "prompting", "base", "library", "dataset")
+"""The result table's columns a narrow terminal drops first (report/table.py's headers)."""
 
 
 @app.command("quickstart")
@@ -656,6 +740,7 @@ def quickstart_cmd(
         raise LoralabError(f"--triplets {triplets}: must be positive")
     if not 5 <= templates <= 50:
         raise LoralabError(f"--templates {templates}: must be between 5 and 50")
+    check_output(workdir, "--workdir")
     quickstart(workdir, base, variant, triplets, seed, templates=templates, console=console)
 
 
@@ -688,8 +773,12 @@ def report(
         from loralab.report.build import build_report, write_report
         from loralab.report.paper import paper_rows
 
-        if paper_model not in {str(r.get("model")) for r in paper_rows()}:
-            raise LoralabError(f"--paper-model {paper_model}: not a model of the paper's tables")
+        models = {str(r.get("model")) for r in paper_rows()}
+        if paper_model not in models:
+            hint = did_you_mean(paper_model, models)
+            raise LoralabError(f"--paper-model {paper_model}: not a model of the paper's tables{hint}")
+        if out is not None:
+            check_output(out, "--out")
         built = build_report(path, paper_model)
         written = write_report(built, out)
         sys.stdout.write(built.markdown())
@@ -718,7 +807,7 @@ def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
     if by_triplet:
         sys.stdout.write(by_triplet_markdown(rows, tables) + "\n")
     if fmt == "table":
-        console.print(rich_table(rows))
+        print_table(console, rich_table(rows), drop=RESULT_DROP)
     else:
         sys.stdout.write(markdown(rows) if fmt == "markdown" else to_csv(rows))
 
@@ -728,13 +817,19 @@ def validate_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML)")],
     preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
 ) -> None:
-    """Check an experiment spec without running anything: keys, types, names, grid; print what it expands to.
+    """Check an experiment spec without running anything: keys, types, names, option ranges, grid; print what
+    it expands to, or every problem found (one line each).
 
     Example: loralab validate experiments/paper/bridge-ablation.yaml --preset default
     """
-    from loralab.experiments.spec import load_spec, summary
+    from loralab.experiments.spec import check_spec, summary
 
-    console.print(summary(load_spec(spec, preset)), highlight=False, markup=False)
+    loaded, problems = check_spec(spec, preset)
+    if loaded is None:
+        for line in problems:
+            _error_line(line)
+        raise SystemExit(2)
+    console.print(summary(loaded), highlight=False, markup=False)
 
 
 @app.command("run")
@@ -765,6 +860,11 @@ def run_cmd(
     loaded = load_spec(spec, preset)
     if address is not None and executor != "ray":
         raise LoralabError("--address: only with --executor ray")
+    if executor not in ("local", "ray"):
+        raise LoralabError(
+            f"--executor {executor}: choose local or ray{did_you_mean(executor, ('local', 'ray'))}"
+        )
+    check_output(workdir, "--workdir")
     from loralab.diagnose import CHEAP, PARTS
 
     levels = {"cheap": CHEAP, "full": PARTS, "none": ()}
@@ -828,10 +928,13 @@ def theory_cmd(
     from loralab.theory.report import rich_table, write_json
 
     cfg = TheoryConfig(d=d, m=m, entities=entities, relations=relations, seeds=seeds, m_max=m_max)
+    check_output(out or workdir / "theory" / "theory.png", "--out" if out else "--workdir", file=True)
+    if json_path is not None:
+        check_output(json_path, "--json", file=True)
     with progress() as bar:
         task = bar.add_task(f"worlds (m sweep 2^8..{cfg.sweep[-1]})", total=seeds)
         result = run_lab(cfg, on_world=lambda _: bar.update(task, advance=1))
-    console.print(rich_table(result))
+    print_table(console, rich_table(result), drop=("pred. acc.", "95% CI", "paper"))
     console.print(f"wrote {save_figure(result, out or workdir / 'theory' / 'theory.png')}")
     if json_path is not None:
         console.print(f"wrote {write_json(result, json_path)}")
@@ -842,12 +945,33 @@ def main() -> None:
     # a deprecation inside transformers/peft that a user of loralab can do nothing about
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
-        app()
+        code = app(standalone_mode=False)
     except LoralabError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        _error_line(str(exc))
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click): one line too
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:  # a group without a subcommand
+            typer.echo(ctx.get_help())
+        else:
+            _error_line(getattr(exc, "format_message", exc.__str__)())
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
+    except OSError as exc:  # an unwritable path or a full disk that no check caught: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error_line(f"{where}{exc.strerror or exc}")
+        raise SystemExit(2) from None
+    except (KeyboardInterrupt, typer.Abort):
         raise SystemExit(130) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def _error_line(message: str) -> None:
+    """`error: MESSAGE` on stderr, one line, the message printed as written (no markup, no wrapping)."""
+    line = " ".join(message.split())
+    Console(stderr=True, width=FILE_WIDTH).print(
+        Text.assemble(("error:", "red"), " ", line), highlight=False, soft_wrap=True
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,16 @@ from loralab.combination.lora import Lora, pad_rank, refactor
 from loralab.combination.methods import SPECS
 from loralab.combination.registry import METHODS, MethodSpec, Option, coerce_options, options, register
 from loralab.combination.routed import RoutedLinear
-from loralab.errors import LoralabError
-from loralab.experts.library import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Expert, check_compatible, load_expert
+from loralab.errors import LoralabError, did_you_mean
+from loralab.experts.library import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    Expert,
+    check_compatible,
+    load_expert,
+    read_adapter_config,
+    recorded_base,
+)
 
 for _spec in SPECS:
     register(_spec)
@@ -50,7 +58,10 @@ def method_options(spec: MethodSpec) -> dict[str, Any]:
 def get_method(method: str) -> MethodSpec:
     spec = METHODS.get(method)
     if spec is None:
-        raise LoralabError(f"--method {method}: unknown; choose one of {', '.join(sorted(METHODS))}")
+        choices = ", ".join(sorted(METHODS))
+        raise LoralabError(
+            f"--method {method}: unknown; choose one of {choices}{did_you_mean(method, METHODS)}"
+        )
     return spec
 
 
@@ -105,8 +116,6 @@ def merge(
         check_compatible(loaded, model)
     else:
         _check_same_modules(loaded)
-    if "density" in opts and not 0 < opts["density"] <= 1:
-        raise LoralabError(f"--opt density={opts['density']}: must be in (0, 1]")
     info: dict[str, Any] = {}
     if spec.kind == "learned":
         if model is None:
@@ -147,6 +156,7 @@ def combine(base: Any, experts: Sequence[Path | str | Expert], method: str, **op
     from loralab.models.load import load_base
 
     spec = get_method(method)
+    options = coerce_options(spec, options)  # names, types and ranges, before anything is loaded
     tokenizer = None
     if isinstance(base, tuple):
         model, tokenizer = base
@@ -160,13 +170,12 @@ def combine(base: Any, experts: Sequence[Path | str | Expert], method: str, **op
         tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
     loaded = [e if isinstance(e, Expert) else load_expert(e) for e in experts]
     if spec.kind == "baseline":
-        opts = coerce_options(spec, options)
         if method != "base":
             check_compatible(loaded, model)
-        return spec.fn(model, loaded, **opts)
+        return spec.fn(model, loaded, **options)
     check_compatible(loaded, model)
     if spec.kind == "router":
-        return spec.fn(model, loaded, **coerce_options(spec, options))
+        return spec.fn(model, loaded, **options)
     merged = merge(loaded, method, model=model, tokenizer=tokenizer, **options)
     with torch.no_grad():
         for module in merged.modules:
@@ -186,7 +195,7 @@ def export_adapter(
     loaded = [e if isinstance(e, Expert) else load_expert(e) for e in experts]
     factors = {m: merged.factors(m) for m in merged.modules}
     rank = max(f.rank for f in factors.values())
-    config = read_json(loaded[0].path / ADAPTER_CONFIG)
+    config = read_adapter_config(loaded[0].path)
     config.update(
         r=rank,
         lora_alpha=rank,
@@ -213,6 +222,7 @@ def export_adapter(
                 "method": merged.method,
                 "options": merged.options,
                 "experts": [str(e.path) for e in loaded],
+                "base": recorded_base(loaded),
                 "rank": rank,
                 "retained_energy": {"min": min(energy.values()), "mean": sum(energy.values()) / len(energy)}
                 if energy
@@ -225,14 +235,25 @@ def export_adapter(
 
 
 def save_combined(
-    method: str, experts: Sequence[Path | str], out: Path | str, overwrite: bool = False, **options: Any
+    method: str,
+    experts: Sequence[Path | str],
+    out: Path | str,
+    overwrite: bool = False,
+    base: str | None = None,
+    **options: Any,
 ) -> Path:
-    """Write a router's recipe: the experts (copied in) and `combination.json` (method, options);
-    `load_combined(folder, base)` rebuilds the routed model."""
+    """Write a router's recipe: the experts (copied in) and `combination.json` (method, options, and the base:
+    `base`, else the one the experts record; one of them is required); `load_combined(folder)` rebuilds the
+    routed model on that base."""
     spec = get_method(method)
     opts = coerce_options(spec, options)
     loaded = [load_expert(e) for e in experts]
     _check_same_modules(loaded)
+    base = base or recorded_base(loaded)
+    if base is None:
+        raise LoralabError(
+            "--base: the experts do not record their base; pass --base so the recipe stores it"
+        )
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         names = []
         for i, e in enumerate(loaded):
@@ -241,14 +262,36 @@ def save_combined(
             names.append(name)
         write_json(
             tmp / COMBINED,
-            {"kind": "combination", "method": method, "options": opts, "experts": names, **provenance()},
+            {
+                "kind": "combination",
+                "method": method,
+                "options": opts,
+                "experts": names,
+                "base": base,
+                **provenance(),
+            },
         )
     return Path(out)
 
 
-def load_combined(folder: Path | str, base: Any = "default") -> Any:
-    """The base with the combination saved by `save_combined` applied."""
+def load_combined(folder: Path | str, base: Any = None) -> Any:
+    """The combination saved by `save_combined` applied to `base` (a name, folder, model or (model,
+    tokenizer)); None: the base the recipe records, else the one its experts record, else an error (never
+    an implicit build of the default base)."""
     folder = Path(folder)
     recipe = read_json(folder / COMBINED)
-    experts = [folder / "experts" / n for n in recipe["experts"]]
-    return combine(base, experts, recipe["method"], **recipe["options"])
+    if not isinstance(recipe, dict) or recipe.get("kind") != "combination":
+        raise LoralabError(f"{folder / COMBINED}: not a loralab recipe (kind: combination)")
+    try:
+        experts = [folder / "experts" / str(n) for n in recipe["experts"]]
+        method, options = str(recipe["method"]), dict(recipe["options"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LoralabError(f"{folder / COMBINED}: field {exc}: missing or malformed") from None
+    if base is None:
+        recorded = recipe.get("base") or recorded_base(experts)
+        if not recorded:
+            raise LoralabError(
+                f"{folder / COMBINED}: records no base; pass base= (the --base it was made for)"
+            )
+        base = recorded
+    return combine(base, experts, method, **options)

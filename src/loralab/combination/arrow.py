@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
+from loralab.combination.registry import AT_LEAST_1, NOT_NEGATIVE, POSITIVE
 from loralab.combination.routed import ArrowRouter, Mix
 from loralab.combination.routers import install_routed
 from loralab.errors import LoralabError
@@ -102,26 +103,19 @@ def subtract_general(experts: list[Expert], general: list[Expert]) -> list[Exper
 def install_arrow(
     model: Any,
     experts: list[Expert],
-    top_k: int | None = None,
-    temperature: float = 1.0,
+    top_k: Annotated[int | None, AT_LEAST_1] = None,
+    temperature: Annotated[float, POSITIVE] = 1.0,
     prototype_method: PrototypeMethod = "exact",
-    iters: int = 15,
-    seed: int = 0,
+    iters: Annotated[int, AT_LEAST_1] = 15,
+    seed: Annotated[int, NOT_NEGATIVE] = 0,
     mix: Mix = "output",
     general: list[str] | None = None,
 ) -> Any:
     """Replace every adapted linear layer of `model` by a `RoutedLinear` with an Arrow router (in place).
 
-    top_k None routes over all experts (mttl's default; PEFT's is 3).
+    top_k None routes over all experts (mttl's default; PEFT's is 3), and so does a top_k above their number.
+    Options are checked against their declared ranges by `coerce_options` before this runs.
     """
-    if top_k is not None and top_k < 1:
-        raise LoralabError(f"--opt top_k={top_k}: must be at least 1")
-    if temperature <= 0:
-        raise LoralabError(f"--opt temperature={temperature}: must be positive")
-    if prototype_method not in ("exact", "power"):
-        raise LoralabError(f"--opt prototype_method={prototype_method}: choose exact or power")
-    if iters < 1:
-        raise LoralabError(f"--opt iters={iters}: must be at least 1")
     if general:
         from loralab.experts.library import check_compatible
 
@@ -134,7 +128,7 @@ def install_arrow(
         protos = [{m: prototype(e.A[m], e.B[m]) for m in e.modules} for e in experts]
     else:
         protos = [{m: power_prototype(e.A[m], e.B[m], iters, seed) for m in e.modules} for e in experts]
-    k = top_k or len(experts)
+    k = min(top_k or len(experts), len(experts))
     return install_routed(
         model,
         experts,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
 from loralab.combination.lora import Lora, concat
 from loralab.combination.merges import check_equal_ranks
+from loralab.combination.registry import AT_LEAST_1, NOT_NEGATIVE, POSITIVE
 from loralab.combination.routed import FixedRouter, RoutedLinear
 from loralab.combination.routers import install_routed
 from loralab.errors import LoralabError
@@ -65,10 +66,10 @@ def cat_learned(
     experts: list[Expert],
     tokenizer: Any = None,
     data: str = "",
-    epochs: int = 3,
-    lr: float = 0.05,
-    batch_size: int = 16,
-    seed: int = 0,
+    epochs: Annotated[int, AT_LEAST_1] = 3,
+    lr: Annotated[float, POSITIVE] = 0.05,
+    batch_size: Annotated[int, AT_LEAST_1] = 16,
+    seed: Annotated[int, NOT_NEGATIVE] = 0,
 ) -> Learned:
     """Per-layer, per-expert weights (from 1) trained on `data`; returns the weighted concatenation per layer."""
     examples = _examples(tokenizer, data)
@@ -117,15 +118,13 @@ def lorahub(
     experts: list[Expert],
     tokenizer: Any = None,
     data: str = "",
-    shots: int = 5,
-    budget: int = 40,
-    seed: int = 0,
+    shots: Annotated[int, AT_LEAST_1] = 5,
+    budget: Annotated[int, AT_LEAST_1] = 40,
+    seed: Annotated[int, NOT_NEGATIVE] = 0,
 ) -> Learned:
     """One weight per expert found by NGOpt; merged in factor space: (sum w_e B_e)(sum w_e s_e A_e)."""
     import nevergrad as ng
 
-    if shots < 1 or budget < 1:
-        raise LoralabError("--opt shots and budget: must be at least 1")
     modules = experts[0].modules
     for m in modules:
         check_equal_ranks([Lora(e.A[m], e.B[m], e.scaling) for e in experts], "lorahub")

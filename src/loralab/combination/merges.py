@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
 from loralab.combination.lora import Lora, concat
+from loralab.combination.registry import FRACTION, NOT_NEGATIVE
 from loralab.errors import LoralabError
 
 Sparsify = Literal["none", "magnitude", "random"]
@@ -34,9 +35,11 @@ def check_density(density: float) -> None:
 
 
 def resolve_weights(weights: Sequence[float] | None, n: int, default: float = 1.0) -> list[float]:
-    """The user's per-expert weights, or `default` for each expert."""
+    """The user's per-expert weights, or `default` for each expert; a single weight is every expert's."""
     if weights is None:
         return [default] * n
+    if len(weights) == 1:
+        return [float(weights[0])] * n
     if len(weights) != n:
         raise LoralabError(f"--opt weights: {len(weights)} given for {n} experts (one per expert)")
     return [float(w) for w in weights]
@@ -123,7 +126,7 @@ def sparse_merge(
     sparsify: Sparsify,
     density: float,
     elect: Elect | None,
-    seed: int = 0,
+    seed: Annotated[int, NOT_NEGATIVE] = 0,
     module: str = "",
 ) -> torch.Tensor:
     """sum_e w_e sparsify(T_e), or with `elect`: the disjoint mean over the entries that agree with the
@@ -213,7 +216,7 @@ def task_arithmetic(experts: Sequence[Lora], lam: float = 1.0) -> Lora:
 def ties(
     experts: Sequence[Lora],
     weights: list[float] | None = None,
-    density: float = 0.2,
+    density: Annotated[float, FRACTION] = 0.2,
     elect: Elect = "total",
     lam: float = 1.0,
 ) -> torch.Tensor:
@@ -225,8 +228,8 @@ def ties(
 def dare_linear(
     experts: Sequence[Lora],
     weights: list[float] | None = None,
-    density: float = 0.5,
-    seed: int = 0,
+    density: Annotated[float, FRACTION] = 0.5,
+    seed: Annotated[int, NOT_NEGATIVE] = 0,
     module: str = "",
 ) -> torch.Tensor:
     """DARE on the deltas: drop entries with probability 1 - density, rescale by 1/density, weighted sum."""
@@ -237,9 +240,9 @@ def dare_linear(
 def dare_ties(
     experts: Sequence[Lora],
     weights: list[float] | None = None,
-    density: float = 0.5,
+    density: Annotated[float, FRACTION] = 0.5,
     elect: Elect = "total",
-    seed: int = 0,
+    seed: Annotated[int, NOT_NEGATIVE] = 0,
     lam: float = 1.0,
     module: str = "",
 ) -> torch.Tensor:
@@ -249,7 +252,7 @@ def dare_ties(
 
 
 def magnitude_prune(
-    experts: Sequence[Lora], weights: list[float] | None = None, density: float = 0.2
+    experts: Sequence[Lora], weights: list[float] | None = None, density: Annotated[float, FRACTION] = 0.2
 ) -> torch.Tensor:
     """Keep each delta's top `density` entries by magnitude, then the weighted sum."""
     w = resolve_weights(weights, len(experts))
@@ -296,7 +299,10 @@ def linear_factor(experts: Sequence[Lora], weights: list[float] | None = None) -
 
 
 def ties_factor(
-    experts: Sequence[Lora], weights: list[float] | None = None, density: float = 0.2, elect: Elect = "total"
+    experts: Sequence[Lora],
+    weights: list[float] | None = None,
+    density: Annotated[float, FRACTION] = 0.2,
+    elect: Elect = "total",
 ) -> Lora:
     """PEFT's `ties`: TIES applied to the raw A entries and, separately, to the raw B entries."""
     check_equal_ranks(experts, "ties_factor")

@@ -10,6 +10,7 @@ from loralab.artifacts import read_json
 from loralab.combination import combine
 from loralab.evaluation import Evaluation, evaluate
 from loralab.experiments.store import add_cell, connect
+from loralab.experts.library import load_expert
 from loralab.models.load import load_base, resolve_base
 from loralab.worlds.jsonl import read_jsonl
 
@@ -35,6 +36,7 @@ def run_cell(
     device: str | None = None,
     method_label: str | None = None,
     retention: bool = True,
+    check_finite: bool = True,
 ) -> tuple[int, Evaluation]:
     """Evaluate base (+ experts combined by `method`) on `data`; store the cell; return (cell id, result).
 
@@ -54,6 +56,7 @@ def run_cell(
         device,
         method_label,
         retention,
+        check_finite,
     )
     con = connect(db)
     try:
@@ -76,14 +79,17 @@ def evaluate_cell(
     device: str | None = None,
     method_label: str | None = None,
     retention: bool = True,
+    check_finite: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Evaluation]:
-    """`run_cell` without the store: (the cell's row, its example records, the two-hop result)."""
+    """`run_cell` without the store: (the cell's row, its example records, the two-hop result).
+    `check_finite` False skips the experts' NaN/Inf scan (`load_expert`)."""
     data = Path(data)
     examples = read_jsonl(data, required=("prompt", "gold"))
     base_path = resolve_base(base)
     model, tokenizer = load_base(base_path, device=device)
     if experts:
-        model = combine(model, experts, method or "uniform", **(options or {}))
+        loaded = [load_expert(e, check_finite=check_finite) for e in experts]
+        model = combine(model, loaded, method or "uniform", **(options or {}))
     label = method_label or (method if experts else "base")
     result = evaluate(model, tokenizer, examples, max_new_tokens, batch_size, label=f"evaluating {label}")
     extra_rows = []

@@ -16,6 +16,7 @@ from loralab.experts.library import write_index
 from loralab.experts.train import train_expert
 from loralab.models.load import resolve_base
 from loralab.report.table import rich_table
+from loralab.terminal import print_table, stdout_console
 from loralab.worlds.twohop import ensure_twohop
 
 EXPERTS = {  # name -> training files of the dataset folder
@@ -51,7 +52,7 @@ def quickstart(
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
     """Build what is missing (base, data, experts), evaluate every cell, return the run's table rows."""
-    console = console or Console()
+    console = console or stdout_console()
     start = time.time()
     base_path = resolve_base(base)
     dataset = f"twohop-{variant}-n{n_triplets}-t{templates}-s{seed}"
@@ -84,7 +85,8 @@ def quickstart(
     con = connect(db)
     rows = cells(con, run)
     con.close()
-    console.print(rich_table(rows, title=f"Two-hop {variant}, CoT prompting, held-out templates ({run})"))
+    title = f"Two-hop {variant}, CoT prompting, held-out templates ({run})"
+    print_table(console, rich_table(rows, title=title), drop=("CoT step 2 names C", "CoT step 1 names B"))
     console.print(
         f"artifacts: data {data}\n           experts {library}\n           results {db} "
         f"(loralab report {db})\nquick start took {time.time() - start:.0f} s"

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from loralab.errors import LoralabError
+from loralab.errors import LoralabError, did_you_mean
 from loralab.experts.config import ExpertConfig
 
 Loc = tuple[str | int, ...]
@@ -284,7 +284,9 @@ def apply_preset(spec: ExperimentSpec, preset: str | None) -> ExperimentSpec:
     if preset is None:
         return spec
     if preset not in SCALES:
-        raise LoralabError(f"--preset {preset}: choose one of {', '.join(SCALES)}")
+        raise LoralabError(
+            f"--preset {preset}: choose one of {', '.join(SCALES)}{did_you_mean(preset, SCALES)}"
+        )
     from loralab.models.tiny import PRESETS
 
     scale = SCALES[preset]
@@ -382,10 +384,18 @@ def _at_point(raw: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pydantic_error(exc: ValidationError) -> _Invalid:
-    err = exc.errors()[0]
-    message = {"extra_forbidden": "unknown key", "missing": "missing required key"}.get(err["type"])
-    return _Invalid(tuple(err["loc"]), message or err["msg"])
+class _Problems(Exception):
+    def __init__(self, problems: list[_Invalid]) -> None:
+        super().__init__(problems[0].message)
+        self.problems = problems
+
+
+def _pydantic_errors(exc: ValidationError) -> list[_Invalid]:
+    out = []
+    for err in exc.errors():
+        message = {"extra_forbidden": "unknown key", "missing": "missing required key"}.get(err["type"])
+        out.append(_Invalid(tuple(err["loc"]), message or err["msg"]))
+    return out
 
 
 def _dataset_files(data: Any) -> set[str]:
@@ -400,6 +410,13 @@ def _dataset_files(data: Any) -> set[str]:
     tasks = [task_name(r) for r in ATOMIC] + [task_name(c, cot) for c in TRAINING for cot in (False, True)]
     held = {f"{task_name(HELD_OUT, cot)}.{s}.jsonl" for cot in (False, True) for s in ("dev", "test")}
     return {f"{t}.{s}.jsonl" for t in tasks for s in SPLITS} | held
+
+
+def _known(data: Any) -> bool:
+    """Whether a dataset's files are known (a setup dataset's setup exists)."""
+    from loralab.worlds.setups import SETUPS
+
+    return not isinstance(data, SetupData) or data.setup in SETUPS
 
 
 def eval_file(evaluation: Evaluation, data: Any) -> str:
@@ -530,95 +547,135 @@ def control_cells(cell: Cell) -> list[Cell]:
     return out
 
 
-def _check_datasets(spec: ExperimentSpec) -> None:
+def _check_datasets(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
     from loralab.worlds.setups import SETUPS
     from loralab.worlds.twohop import CHAINS, VARIANTS
 
     for key, data in spec.datasets.items():
         loc: Loc = ("datasets", key)
         if isinstance(data, SetupData) and data.setup not in SETUPS:
-            raise _Invalid(
-                (*loc, "setup"), f"unknown setup {data.setup!r}; choose one of {', '.join(SETUPS)}"
-            )
+            hint = did_you_mean(data.setup, SETUPS)
+            message = f"unknown setup {data.setup!r}; choose one of {', '.join(SETUPS)}{hint}"
+            problems.append(_Invalid((*loc, "setup"), message))
         if isinstance(data, TwohopData):
             if data.variant not in VARIANTS:
-                raise _Invalid((*loc, "variant"), f"choose one of {', '.join(VARIANTS)}")
+                hint = did_you_mean(data.variant, VARIANTS)
+                problems.append(_Invalid((*loc, "variant"), f"choose one of {', '.join(VARIANTS)}{hint}"))
             if data.relations not in CHAINS:
-                raise _Invalid((*loc, "relations"), f"choose one of {', '.join(CHAINS)}")
+                hint = did_you_mean(data.relations, CHAINS)
+                problems.append(_Invalid((*loc, "relations"), f"choose one of {', '.join(CHAINS)}{hint}"))
         if not isinstance(data, SetupData) and (data.dev_templates + data.test_templates >= data.templates):
-            raise _Invalid((*loc, "test_templates"), "dev + test templates leave none for training")
+            problems.append(
+                _Invalid((*loc, "test_templates"), "dev + test templates leave none for training")
+            )
 
 
-def _check_methods(spec: ExperimentSpec, methods: list[MethodRef], at: Loc) -> None:
-    """Method names exist and their options fit their signatures; a dataset-file option names a real file."""
+def _unknown(what: str, name: str, choices: Any) -> str:
+    return f"unknown {what} {name!r}{did_you_mean(name, choices)}"
+
+
+def _check_methods(spec: ExperimentSpec, methods: list[MethodRef], at: Loc, problems: list[_Invalid]) -> None:
+    """Method names exist and their options fit their signatures and ranges; a dataset-file option names a
+    real file."""
     from loralab.combination import METHODS
     from loralab.combination.registry import coerce_options
 
     for i, method in enumerate(methods):
         if method.name not in METHODS:
             choices = ", ".join(sorted(METHODS))
-            raise _Invalid((*at, i, "name"), f"unknown method {method.name!r}; choose one of {choices}")
+            message = f"{_unknown('method', method.name, METHODS)} (choose one of {choices})"
+            problems.append(_Invalid((*at, i, "name"), message))
+            continue
         for opt, value in method.options.items():
+            loc = (*at, i, "options", opt)
             if isinstance(value, dict):  # a dataset file: checked here, a path by the time the method runs
-                loc = (*at, i, "options", opt)
                 try:
                     ref = DataRef.model_validate(value)
                 except ValidationError as exc:
-                    err = _pydantic_error(exc)
-                    raise _Invalid(loc + err.loc, err.message) from None
+                    problems.extend(_Invalid(loc + e.loc, e.message) for e in _pydantic_errors(exc))
+                    continue
                 if ref.dataset not in spec.datasets:
-                    raise _Invalid((*loc, "dataset"), f"unknown dataset {ref.dataset!r}")
+                    problems.append(
+                        _Invalid((*loc, "dataset"), _unknown("dataset", ref.dataset, spec.datasets))
+                    )
+                    continue
+                if not _known(spec.datasets[ref.dataset]):
+                    continue
                 if ref.file not in _dataset_files(spec.datasets[ref.dataset]):
-                    raise _Invalid((*loc, "file"), f"dataset {ref.dataset!r} has no {ref.file}")
+                    problems.append(_Invalid((*loc, "file"), f"dataset {ref.dataset!r} has no {ref.file}"))
+                    continue
                 value = ref.file
             try:
                 coerce_options(METHODS[method.name], {opt: value})
             except LoralabError as exc:
-                raise _Invalid((*at, i, "options", opt), str(exc).partition(": ")[2]) from None
+                problems.append(_Invalid(loc, str(exc).partition(": ")[2]))
 
 
-def _check_refs(spec: ExperimentSpec) -> None:
-    """Names the spec refers to exist: datasets, their files, experts, methods and options, bases."""
-    from loralab.models.load import base_names
-
-    _check_datasets(spec)
+def _check_experts(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
     for key, expert in spec.experts.items():
         for i, part in enumerate(expert.train):
             loc: Loc = ("experts", key, "train", i)
             if part.dataset not in spec.datasets:
-                raise _Invalid((*loc, "dataset"), f"unknown dataset {part.dataset!r}")
+                problems.append(_Invalid((*loc, "dataset"), _unknown("dataset", part.dataset, spec.datasets)))
+                continue
             if (part.file is None) == (part.task is None):
-                raise _Invalid(loc, "give one of file or task")
+                problems.append(_Invalid(loc, "give one of file or task"))
+                continue
+            if not _known(spec.datasets[part.dataset]):
+                continue  # its unknown setup is reported once
             files = _dataset_files(spec.datasets[part.dataset])
             if part.filename not in files:
                 where = "file" if part.file else "task"
-                raise _Invalid((*loc, where), f"dataset {part.dataset!r} has no {part.filename}")
+                message = (
+                    f"dataset {part.dataset!r} has no {part.filename}{did_you_mean(part.filename, files)}"
+                )
+                problems.append(_Invalid((*loc, where), message))
+
         if expert.role not in (None, "none") and not any(
-            isinstance(spec.datasets[p.dataset], TwohopData | SetupData) for p in expert.train
+            isinstance(spec.datasets.get(p.dataset), TwohopData | SetupData) for p in expert.train
         ):
-            raise _Invalid(
-                ("experts", key, "role"), "a control role needs a two-hop or setup training dataset"
+            problems.append(
+                _Invalid(("experts", key, "role"), "a control role needs a two-hop or setup training dataset")
             )
+
+
+def _check_refs(spec: ExperimentSpec) -> list[_Invalid]:
+    """Every problem with the names the spec refers to: datasets, their files, experts, methods and options,
+    bases."""
+    from loralab.models.load import base_names
+
+    problems: list[_Invalid] = []
+    _check_datasets(spec, problems)
+    _check_experts(spec, problems)
     for lib, entry in spec.libraries.items():
         own = isinstance(entry, Library)
         for i, member in enumerate(spec.members(lib)):
             if member not in spec.experts:
                 at: Loc = ("libraries", lib, "experts", i) if own else ("libraries", lib, i)
-                raise _Invalid(at, f"unknown expert {member!r}")
+                problems.append(_Invalid(at, _unknown("expert", member, spec.experts)))
         if isinstance(entry, Library):
-            _check_methods(spec, entry.methods, ("libraries", lib, "methods"))
-    _check_methods(spec, spec.methods, ("methods",))
+            _check_methods(spec, entry.methods, ("libraries", lib, "methods"), problems)
+    _check_methods(spec, spec.methods, ("methods",), problems)
     for i, ev in enumerate(spec.evaluations):
         if ev.dataset not in spec.datasets:
-            raise _Invalid(("evaluations", i, "dataset"), f"unknown dataset {ev.dataset!r}")
-        file = eval_file(ev, spec.datasets[ev.dataset])
-        if file not in _dataset_files(spec.datasets[ev.dataset]):
-            raise _Invalid(("evaluations", i), f"dataset {ev.dataset!r} has no {file}")
+            problems.append(
+                _Invalid(("evaluations", i, "dataset"), _unknown("dataset", ev.dataset, spec.datasets))
+            )
+            continue
+        data = spec.datasets[ev.dataset]
+        if not _known(data):
+            continue  # its unknown setup is reported once
+        file = eval_file(ev, data)
+        if file not in _dataset_files(data):
+            problems.append(_Invalid(("evaluations", i), f"dataset {ev.dataset!r} has no {file}"))
     for i, base in enumerate(spec.bases):
         if base not in base_names() and not Path(base).is_dir():
-            raise _Invalid(
-                ("bases", i), f"{base!r} is neither a named base ({', '.join(base_names())}) nor a folder"
+            names = ", ".join(base_names())
+            hint = did_you_mean(base, base_names())
+            problems.append(
+                _Invalid(("bases", i), f"{base!r} is neither a named base ({names}) nor a folder{hint}")
             )
+    return problems
 
 
 def _validate(raw: Any) -> ExperimentSpec:
@@ -634,14 +691,22 @@ def _validate(raw: Any) -> ExperimentSpec:
         if not isinstance(path, str) or path.split(".")[0] == "grid":
             raise _Invalid(("grid", path), "a grid cannot vary itself")
     first: ExperimentSpec | None = None
+    problems: dict[tuple[Loc, str], _Invalid] = {}  # every distinct problem of every grid point, in order
     for point in _points(grid):
         try:
             spec = ExperimentSpec.model_validate(_at_point(raw, point))
-            _check_refs(spec)
-        except (ValidationError, _Invalid) as exc:
-            err = _pydantic_error(exc) if isinstance(exc, ValidationError) else exc
-            raise _blame_grid(err, point, grid) from None
-        first = first or spec
+        except ValidationError as exc:
+            found = _pydantic_errors(exc)
+        except _Invalid as exc:
+            found = [exc]
+        else:
+            found = _check_refs(spec)
+            first = first or spec
+        for err in found:
+            blamed = _blame_grid(err, point, grid)
+            problems.setdefault((blamed.loc, blamed.message), blamed)
+    if problems:
+        raise _Problems(list(problems.values()))
     assert first is not None
     return first.model_copy(update={"grid": grid})
 
@@ -656,29 +721,52 @@ def _blame_grid(err: _Invalid, point: dict[str, Any], grid: dict[str, list[Any]]
     return err
 
 
-def load_spec(path: Path, preset: str | None = None) -> ExperimentSpec:
-    """Read and check a spec; errors are one line, ``FILE:LINE: key.path: why``."""
+def check_spec(path: Path, preset: str | None = None) -> tuple[ExperimentSpec | None, list[str]]:
+    """(the spec, []) or (None, every problem found), each one line ``FILE:LINE: key.path: why``. A file that
+    cannot be read or parsed is one problem."""
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise LoralabError(f"{path}: {exc.strerror or exc}") from None
+        return None, [f"{path}: {exc.strerror or exc}"]
+    except UnicodeDecodeError as exc:
+        return None, [f"{path}: not a UTF-8 text file (byte {exc.start})"]
     lines: dict[Loc, int] = {}
     try:
         node = yaml.compose(text)
         raw = yaml.safe_load(text)
         if node is not None:
             _lines(node, (), lines)
-        spec = apply_preset(_validate(raw), preset)
+    except _Invalid as err:  # a duplicate key
+        return None, [_located(path, err, lines)]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        raise LoralabError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        return None, [f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]
+    except (RecursionError, ValueError) as exc:  # nesting too deep, or a value YAML cannot hold
+        return None, [f"{path}: not valid YAML ({type(exc).__name__})"]
+    try:
+        return apply_preset(_validate(raw), preset), []
     except _Invalid as err:
-        where = ".".join(map(str, err.loc))
-        if err.loc[:1] == ("grid",):
-            where = f"grid.{err.loc[1]}" if len(err.loc) > 1 else "grid"
-        prefix = f"{where}: " if where else ""
-        raise LoralabError(f"{path}:{err.line or _line_of(err.loc, lines)}: {prefix}{err.message}") from None
+        return None, [_located(path, err, lines)]
+    except _Problems as many:
+        return None, [_located(path, err, lines) for err in many.problems]
+
+
+def _located(path: Path, err: _Invalid, lines: dict[Loc, int]) -> str:
+    where = ".".join(map(str, err.loc))
+    if err.loc[:1] == ("grid",):
+        where = f"grid.{err.loc[1]}" if len(err.loc) > 1 else "grid"
+    prefix = f"{where}: " if where else ""
+    return f"{path}:{err.line or _line_of(err.loc, lines)}: {prefix}{err.message}"
+
+
+def load_spec(path: Path, preset: str | None = None) -> ExperimentSpec:
+    """Read and check a spec; an error is one line, ``FILE:LINE: key.path: why`` (the first problem, with how
+    many more there are: `loralab validate` lists them all)."""
+    spec, problems = check_spec(path, preset)
+    if spec is None:
+        more = f" (and {len(problems) - 1} more: loralab validate lists them)" if len(problems) > 1 else ""
+        raise LoralabError(problems[0] + more)
     return spec
 
 

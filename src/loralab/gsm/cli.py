@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from loralab.artifacts import check_output
 from loralab.errors import LoralabError
+from loralab.terminal import stdout_console
 
-gsm_app = typer.Typer(no_args_is_help=True, help="Easy-to-hard math on GSM-Symbolic (paper Section 4.2).")
-console = Console() if sys.stdout.isatty() else Console(width=200)
+gsm_app = typer.Typer(
+    no_args_is_help=True,
+    help="Easy-to-hard math on GSM-Symbolic (paper Section 4.2).\n\n"
+    "Example: loralab gsm run --preset default --workdir gsm-default",
+)
+console = stdout_console()
 
 Templates = Annotated[
     str, typer.Option(help="'own' (the project's 10 families) or a folder with symbolic/ p1/ p2/ templates")
@@ -48,6 +52,7 @@ def data_cmd(
         raise LoralabError(f"--templates {templates}: not a folder")
     if graph not in ("level", "whole"):
         raise LoralabError(f"--graph {graph}: choose level or whole")
+    check_output(out, "--out", inputs=[root] if root is not None else [])
     for solution in ("cot", "code"):
         folder = build_gsm(
             out / solution,
@@ -176,6 +181,7 @@ def run_cmd(
     if dry_run:
         console.print(describe_plan(spec, base, templates), highlight=False)
         return
+    check_output(workdir, "--workdir")
     result = run_experiment(spec, workdir, base, templates, device, batch_size, log=console.print)
     console.print(result.markdown, highlight=False, soft_wrap=True)
     console.print(

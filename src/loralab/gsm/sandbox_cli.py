@@ -10,7 +10,10 @@ import typer
 
 from loralab.errors import LoralabError
 
-sandbox_app = typer.Typer(no_args_is_help=True, help="Run Python code under the sandbox's limits.")
+sandbox_app = typer.Typer(
+    no_args_is_help=True,
+    help="Run Python code under the sandbox's limits.\n\nExample: loralab sandbox run snippet.py",
+)
 
 
 @sandbox_app.command("run")

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from loralab.errors import LoralabError
+from loralab.errors import LoralabError, did_you_mean
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -25,6 +25,23 @@ def base_names() -> tuple[str, ...]:
     return (*PRESETS, *IMPORTS)
 
 
+def named_base(folder: str | Path) -> str | None:
+    """The built-in or imported base whose cache folder `folder` is, else None. Matched by the folder's name
+    (a built-in base's name carries the hash of its config), so a moved cache still matches and a preset
+    whose definition has changed since does not."""
+    from loralab.models.importer import IMPORTS, imported_dir
+    from loralab.models.tiny import PRESETS, preset_dir
+
+    path = Path(folder)
+    for name in PRESETS:
+        if path.name == preset_dir(name).name:
+            return name
+    for name in IMPORTS:
+        if path.name == imported_dir(name).name and path.parent.name == imported_dir(name).parent.name:
+            return name
+    return None
+
+
 def resolve_base(base: str | Path) -> Path:
     """A preset name resolves to its cached folder (built if missing), an importable base's name to its
     imported folder (never imported implicitly); anything else must be a model folder."""
@@ -40,7 +57,10 @@ def resolve_base(base: str | Path) -> Path:
     path = Path(base)
     if not path.is_dir():
         names = ", ".join(base_names())
-        raise LoralabError(f"--base {base}: neither a built-in or imported base ({names}) nor a model folder")
+        hint = did_you_mean(base, base_names())
+        raise LoralabError(
+            f"--base {base}: neither a built-in or imported base ({names}) nor a model folder{hint}"
+        )
     if not (path / "config.json").is_file():
         raise LoralabError(f"--base {path}: no config.json; not a Hugging Face model folder")
     return path
@@ -53,8 +73,8 @@ def check_causal_lm(path: Path) -> None:
 
     try:
         config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise LoralabError(f"--base {path}: cannot read config.json ({str(exc).splitlines()[0]})") from exc
+    except Exception as exc:  # any damage to config.json, whatever transformers raises for it
+        raise LoralabError(f"--base {path}: cannot read config.json ({_first_line(exc)})") from None
     archs = getattr(config, "architectures", None) or []
     causal = (
         any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
@@ -84,13 +104,18 @@ def load_base(
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise LoralabError(f"--base {path}: cannot load ({str(exc).splitlines()[0]})") from exc
+    except Exception as exc:  # a truncated weights file or a broken tokenizer raise many classes
+        raise LoralabError(f"--base {path}: cannot load ({_first_line(exc)})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(dev).eval()  # type: ignore[arg-type]
     model.name_or_path = str(path)
     return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def save_base(out: Path, model: Any, tokenizer: Any, meta: dict[str, Any]) -> None:

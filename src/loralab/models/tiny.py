@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from loralab.artifacts import META, cache_dir, config_hash
-from loralab.errors import LoralabError
+from loralab.errors import LoralabError, did_you_mean
 from loralab.models.chat import CHAT_TEMPLATE, EOT, IM_END, SPECIAL_TOKENS
 from loralab.models.corpus import build_corpus
 from loralab.models.load import save_base
@@ -88,9 +89,14 @@ PRESETS: dict[str, BasePreset] = {
 }
 
 
+BUILD_TIME = {"default": "about 15 min on a 2-core CPU", "test": "a few seconds"}
+"""How long building each preset takes (measured on the reference machine; README), said before a build."""
+
+
 def preset_dir(name: str) -> Path:
     if name not in PRESETS:
-        raise LoralabError(f"--preset {name}: unknown; choose one of {', '.join(PRESETS)}")
+        choices = ", ".join(PRESETS)
+        raise LoralabError(f"--preset {name}: unknown; choose one of {choices}{did_you_mean(name, PRESETS)}")
     return cache_dir() / "bases" / f"{name}-{config_hash(PRESETS[name].model_dump())}"
 
 
@@ -179,6 +185,10 @@ def build_base(name: str) -> Path:
     """(Re)build preset `name` into the cache: corpus -> tokenizer -> pretraining -> `save_pretrained`."""
     out = preset_dir(name)  # checks the name
     p = PRESETS[name]
+    when = BUILD_TIME.get(name, "minutes")
+    print(
+        f"building the built-in base {name!r} into {out} first ({when}; once, then cached)", file=sys.stderr
+    )
     start = time.time()
     world = build_world(p.n_real, p.n_background, p.n_towns, seed=p.seed)
     corpus = build_corpus(world, p.statements, p.questions, p.bios, p.cot, p.background_facts, seed=p.seed)

@@ -29,6 +29,17 @@ from loralab.report.layouts import (
 )
 from loralab.report.paper import DEFAULT_MODEL
 
+TEST_CAUTION = (
+    "Caution: this run used preset `test` (a tiny base, a handful of facts, one epoch): this preset measures "
+    "nothing, its numbers only show that the pipeline runs. Use --preset default for results."
+)
+
+
+def caution(meta: dict[str, Any]) -> str | None:
+    """The warning a report shows at its top, if any: a run at the `test` preset."""
+    return TEST_CAUTION if meta.get("preset") == "test" else None
+
+
 FIGURE_TITLES = {
     "bars.png": "Figure 1-like: accuracy per library and method, with 95% intervals",
     "figure2.png": "Figure 2-like: Setup 1 and Setup 2, Uniform vs Arrow, ours beside the paper's",
@@ -104,6 +115,9 @@ class RunReport:
             f"- loralab {self.meta.get('loralab', '?')}, git {self.meta.get('git_revision') or '?'}",
             "",
         ]
+        warning = caution(self.meta)
+        if warning:
+            head[1:1] = ["", f"> **{warning}**"]
         body = [t.markdown() for t in self.tables]
         figures = [f"![{FIGURE_TITLES.get(name, name)}](figures/{name})" for name in self.figures]
         return "\n".join([*head, *body, *figures]) + "\n"

@@ -4,7 +4,6 @@ resource of any kind (it opens offline, from a mail attachment, or from a CI art
 from __future__ import annotations
 
 import base64
-import json
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,8 @@ td.pending { color: #b00; }
 td.pass { color: #176b2c; font-weight: 600; } td.fail { color: #b00; font-weight: 600; }
 td.unmeasured { color: #777; } td.confounded { background: #fdf3e1; }
 caption { caption-side: bottom; text-align: left; color: #555; font-size: .85em; padding-top: .4em; }
+.caution { padding: .6em .8em; border-radius: 4px; background: #fff3cd; border: 2px solid #d39e00;
+           font-weight: 600; }
 .progress { padding: .5em .8em; border-radius: 4px; background: #e8f4ea; }
 .progress.partial { background: #fdecea; }
 dl { display: grid; grid-template-columns: max-content auto; gap: .2em 1em; }
@@ -88,9 +89,53 @@ def _sessions(sessions: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
+def _rate(rate: Any) -> str:
+    if not isinstance(rate, dict) or not rate.get("n"):
+        return "-"
+    return f"{rate.get('accuracy', 0):.2f} ({rate.get('correct')}/{rate.get('n')})"
+
+
+def _familiarity(familiarity: dict[str, Any]) -> str:
+    """The bases' familiarity probes (`loralab probe familiarity`) as one table: a row per base and pool."""
+    head = ("base", "pool", "names", "tokens/name", "log p/token", "public facts", "corpus facts")
+    rows = []
+    for base, summary in familiarity.items():
+        pools = summary.get("pools") if isinstance(summary, dict) else None
+        if not isinstance(pools, dict):
+            rows.append(f"<tr><td>{escape(str(base))}</td>" + '<td colspan="6">no probe</td></tr>')
+            continue
+        for pool, entry in pools.items():
+            e = entry if isinstance(entry, dict) else {}
+            cells = [
+                str(e.get("names", "-")),
+                _number(e.get("tokens_per_name")),
+                _number(e.get("logprob_per_token")),
+                _rate(e.get("public_facts")),
+                _rate(e.get("corpus_facts")),
+            ]
+            rows.append(
+                f"<tr><td>{escape(str(base))}</td><td>{escape(str(pool))}</td>"
+                + "".join(f'<td class="num">{escape(c)}</td>' for c in cells)
+                + "</tr>"
+            )
+    header = "".join(f"<th>{h}</th>" for h in head)
+    caption = (
+        "log p/token: mean log-probability per token of the pool's names opening a document; facts: accuracy "
+        "(correct/n) on true public facts and, for a built-in base, on its own corpus facts"
+    )
+    return (
+        f"<table><caption>{escape(caption)}</caption><thead><tr>{header}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _number(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "-"
+
+
 def render_html(report: RunReport) -> str:
     """The whole page as a string."""
-    from loralab.report.build import FIGURE_TITLES
+    from loralab.report.build import FIGURE_TITLES, caution
 
     meta = report.meta
     status = "progress" if report.complete else "progress partial"
@@ -115,6 +160,7 @@ def render_html(report: RunReport) -> str:
         f"<title>loralab report: {escape(report.run)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>loralab report: {escape(report.run)}</h1>",
+        *([f'<p class="caution">{escape(w)}</p>'] if (w := caution(meta)) else []),
         *([_table(report.controls)] if report.control_results else []),
         f"<p>{escape(controls_summary(report.control_results))}</p>",
         f'<p class="{status}">{escape(report.progress())}</p>',
@@ -130,7 +176,7 @@ def render_html(report: RunReport) -> str:
     if familiarity:
         parts += [
             "<h2>Familiarity of the base model(s)</h2>",
-            f"<pre>{escape(json.dumps(familiarity, indent=2, sort_keys=True, default=str))}</pre>",
+            _familiarity(familiarity),
         ]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
