@@ -9,15 +9,14 @@ from typing import Annotated
 import typer
 
 from loralab.artifacts import check_output
+from loralab.cli.options import console, parse_options
 from loralab.errors import LoralabError
-from loralab.terminal import stdout_console
 
 gsm_app = typer.Typer(
     no_args_is_help=True,
     help="Easy-to-hard math on GSM-Symbolic (paper Section 4.2).\n\n"
     "Example: loralab gsm run --preset default --workdir gsm-default",
 )
-console = stdout_console()
 
 Templates = Annotated[
     str, typer.Option(help="'own' (the project's 10 families) or a folder with symbolic/ p1/ p2/ templates")
@@ -93,7 +92,6 @@ def eval_cmd(
 
     Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --expert lib/sym --expert lib/p1 --method arrow
     """
-    from loralab.cli import parse_options
     from loralab.combination import combine
     from loralab.experiments.store import add_cell, connect
     from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES

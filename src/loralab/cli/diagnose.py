@@ -1,4 +1,4 @@
-"""The `loralab diagnose` and `loralab audit` commands (registered on the main app by `loralab.cli`)."""
+"""The `loralab diagnose` and `loralab audit` commands (registered on the root app by `loralab.cli.main`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""`loralab ls`: print the registries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from loralab.cli.options import OPTION_SYNTAX, console
+from loralab.errors import LoralabError, did_you_mean
+from loralab.terminal import plain, print_table
+
+
+def ls_cmd(
+    what: Annotated[str, typer.Argument(help="methods, datasets, setups, presets or all")] = "all",
+) -> None:
+    """List the registries: combination methods (kind, formula, options, paper), datasets, setups, presets.
+
+    Example: loralab ls methods
+    """
+    from rich.table import Table
+
+    from loralab.combination import METHODS, options
+    from loralab.models.tiny import PRESETS
+    from loralab.worlds.graph import GRAPH_VARIANTS
+    from loralab.worlds.setups import SETUPS, mixture_notation
+    from loralab.worlds.twohop import CHAINS, TASKS, VARIANTS
+
+    choices = ("methods", "datasets", "setups", "presets", "all")
+    if what not in choices:
+        raise LoralabError(
+            f"ls {what}: choose methods, datasets, setups, presets or all{did_you_mean(what, choices)}"
+        )
+    if what in ("methods", "all"):
+        table = Table(title="combination methods", show_lines=True, caption=plain(OPTION_SYNTAX))
+        for col in ("name", "kind", "space", "formula", "options (type, range = default)", "paper"):
+            table.add_column(col, overflow="fold")
+        for spec in METHODS.values():
+            opts = "\n".join(f"{o.name}: {o.type_name} = {o.default!r}" for o in options(spec)) or "-"
+            cells = (spec.name, spec.kind, spec.space, spec.formula, opts, spec.paper)
+            table.add_row(*(plain(c) for c in cells))
+        print_table(console, table, drop=("paper", "space", "kind"))
+    if what in ("datasets", "all"):
+        console.print(
+            "[bold]datasets[/bold] (loralab data ...; src/loralab/worlds/README.md)\n"
+            f"  twohop     variants {', '.join(VARIANTS)}; chains {', '.join(CHAINS)}; tasks {', '.join(TASKS)}\n"
+            "  bridge     B_F (FF), B_R (RR): first hop + second hop + CoT composition, disjoint entities\n"
+            f"  setup      the experts' training mixtures of a setup ({len(SETUPS)}: loralab ls setups)\n"
+            f"  graph      Appendix A.3: variants {', '.join(GRAPH_VARIANTS)}; Rel1..Rel5, Rel1->Rel2 held out\n"
+            "  validate   checks a dataset folder (splits, leaks, answers, entities, the base's corpus)"
+        )
+    if what in ("setups", "all"):
+        table = Table(title="setups (loralab data setup NAME)", show_lines=True)
+        for col in ("name", "experts: training mixtures", "evaluated on", "paper"):
+            table.add_column(col, overflow="fold")
+        for setup in SETUPS.values():
+            mixtures = "\n".join(f"{e}: {mixture_notation(m)}" for e, m in setup.experts.items())
+            table.add_row(*(plain(c) for c in (setup.name, mixtures, setup.evaluation, setup.paper)))
+        print_table(console, table, drop=("paper",))
+    if what in ("presets", "all"):
+        console.print(f"[bold]base presets[/bold]\n  {', '.join(PRESETS)}")

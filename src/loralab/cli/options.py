@@ -1,0 +1,84 @@
+"""What every `loralab` subcommand shares: the console, common options, `--opt` parsing, the error line.
+
+Subcommand modules import from here, never from the root app (`loralab.cli.main`), so the CLI has no
+import cycle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from loralab.errors import LoralabError
+from loralab.terminal import FILE_WIDTH, stdout_console
+
+# a terminal's tables fit its width; a pipe or log file gets every table whole (loralab/terminal.py)
+console = stdout_console()
+
+Workdir = Annotated[Path, typer.Option(help="where artifacts are written")]
+Base = Annotated[
+    str,
+    typer.Option(help="built-in preset (default, test), imported base (smollm2) or local HF model folder"),
+]
+
+OPTION_SYNTAX = (
+    "--opt KEY=VALUE (also a spec's options and Python keywords): numbers and true/false as written, none "
+    "for an option whose default is None; a list option takes a,b or [a,b] or one value (weights=1: the "
+    "same weight for every expert). Every value is checked against its range when parsed."
+)
+
+RESULT_DROP = ("CoT step 2 names C", "CoT step 1 names B", "prompting", "base", "library", "dataset")
+"""The result table's columns a narrow terminal drops first (report/table.py's headers)."""
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values parsed as int, float, bool or left as strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise LoralabError(f"--opt {pair}: expected key=value")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        out[key] = value
+    return out
+
+
+def expand_experts(paths: list[Path]) -> list[Path]:
+    """Expert folders; a library folder (no adapter_config.json, but expert subfolders) stands for all of
+    its experts."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir() and not (p / "adapter_config.json").is_file():
+            subs = sorted(q for q in p.iterdir() if (q / "adapter_config.json").is_file())
+            if not subs:
+                raise LoralabError(f"--expert {p}: neither an adapter folder nor a library of experts")
+            out.extend(subs)
+        else:
+            out.append(p)
+    return out
+
+
+def positive(flag: str, value: int) -> None:
+    """A count given on the command line must be at least 1."""
+    if value < 1:
+        raise LoralabError(f"{flag} {value}: must be positive")
+
+
+def error_line(message: str) -> None:
+    """`error: MESSAGE` on stderr, one line, the message printed as written (no markup, no wrapping)."""
+    line = " ".join(message.split())
+    Console(stderr=True, width=FILE_WIDTH).print(
+        Text.assemble(("error:", "red"), " ", line), highlight=False, soft_wrap=True
+    )

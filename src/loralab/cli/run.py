@@ -1,0 +1,191 @@
+"""`loralab run`, `status`, `report`, `validate` and `quickstart`: experiments from specs, and their reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loralab.artifacts import check_output
+from loralab.cli.options import RESULT_DROP, Base, Workdir, console, error_line
+from loralab.errors import LoralabError, did_you_mean
+from loralab.terminal import print_table
+
+
+def quickstart_cmd(
+    workdir: Workdir = Path("loralab-work"),
+    base: Base = "default",
+    variant: Annotated[str, typer.Option(help="FF, HH or RR")] = "RR",
+    triplets: Annotated[int, typer.Option(help="(A, B, C) triplets; 2 held-out test templates each")] = 30,
+    templates: Annotated[int, typer.Option(help="templates per relation (2 dev, 2 test, rest train)")] = 50,
+    seed: int = 0,
+) -> None:
+    """Build the default base if missing, train A->B, B->C and oracle experts, evaluate them alone and
+    combined (Uniform, Arrow) on held-out two-hop questions with CoT, and print the table.
+
+    Example: loralab quickstart
+    """
+    from loralab.experiments.quickstart import quickstart
+
+    if variant not in ("FF", "HH", "RR"):
+        raise LoralabError(f"--variant {variant}: choose FF, HH or RR")
+    if triplets < 1:
+        raise LoralabError(f"--triplets {triplets}: must be positive")
+    if not 5 <= templates <= 50:
+        raise LoralabError(f"--templates {templates}: must be between 5 and 50")
+    check_output(workdir, "--workdir")
+    quickstart(workdir, base, variant, triplets, seed, templates=templates, console=console)
+
+
+def report_cmd(
+    path: Annotated[
+        Path, typer.Argument(help="a run folder (WORKDIR/runs/NAME[.PRESET]) or a results database (.sqlite)")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="run folder: where the report goes (default RUN_FOLDER/report)")
+    ] = None,
+    paper_model: Annotated[
+        str, typer.Option(help="run folder: the paper's model whose numbers stand beside ours")
+    ] = "Qwen2.5-3B-Instruct",
+    fmt: Annotated[str, typer.Option("--format", help="database: table, markdown or csv")] = "table",
+    run: Annotated[str | None, typer.Option(help="database: only this run")] = None,
+    by_triplet: Annotated[
+        bool, typer.Option(help="database: also two-hop questions by their triplet's retention, right/wrong")
+    ] = False,
+) -> None:
+    """Report a run: its table laid out like the paper's (n, 95% interval, seeds pooled, the paper's number
+    beside ours), figures, and metadata, written as report.md, report.csv, report.html and figures/*.png;
+    the Markdown is printed. Given a results database instead, print its cells as one table.
+
+    Example: loralab report loralab-work/runs/bridge-ablation.default
+    """
+    if path.is_dir():
+        if fmt != "table" or run is not None or by_triplet:
+            raise LoralabError("--format, --run, --by-triplet: only with a results database, not a folder")
+        from loralab.report.build import build_report, write_report
+        from loralab.report.paper import paper_rows
+
+        models = {str(r.get("model")) for r in paper_rows()}
+        if paper_model not in models:
+            hint = did_you_mean(paper_model, models)
+            raise LoralabError(f"--paper-model {paper_model}: not a model of the paper's tables{hint}")
+        if out is not None:
+            check_output(out, "--out")
+        built = build_report(path, paper_model)
+        written = write_report(built, out)
+        sys.stdout.write(built.markdown())
+        files = ", ".join(built.files())
+        console.print(f"{built.progress()}; wrote {written} ({files})", highlight=False, markup=False)
+        return
+    if out is not None:
+        raise LoralabError(f"--out: only with a run folder ({path} is not a folder)")
+    _report_db(path, fmt, run, by_triplet)
+
+
+def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
+    """Print the result table of a results database (with retention columns where the cells have them)."""
+    from loralab.evaluation.retention import by_triplet as breakdown
+    from loralab.experiments.store import cells, connect, examples
+    from loralab.report.table import by_triplet_markdown, markdown, rich_table, to_csv
+
+    if fmt not in ("table", "markdown", "csv"):
+        raise LoralabError(f"--format {fmt}: choose table, markdown or csv")
+    con = connect(db, create=False)
+    rows = cells(con, run)
+    tables = [breakdown(examples(con, r["id"])) for r in rows] if by_triplet else []
+    con.close()
+    if not rows:
+        raise LoralabError(f"{db}: no results" + (f" for run {run}" if run else ""))
+    if by_triplet:
+        sys.stdout.write(by_triplet_markdown(rows, tables) + "\n")
+    if fmt == "table":
+        print_table(console, rich_table(rows), drop=RESULT_DROP)
+    else:
+        sys.stdout.write(markdown(rows) if fmt == "markdown" else to_csv(rows))
+
+
+def validate_cmd(
+    spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML)")],
+    preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
+) -> None:
+    """Check an experiment spec without running anything: keys, types, names, option ranges, grid; print what
+    it expands to, or every problem found (one line each).
+
+    Example: loralab validate experiments/paper/bridge-ablation.yaml --preset default
+    """
+    from loralab.experiments.spec import check_spec, summary
+
+    loaded, problems = check_spec(spec, preset)
+    if loaded is None:
+        for line in problems:
+            error_line(line)
+        raise SystemExit(2)
+    console.print(summary(loaded), highlight=False, markup=False)
+
+
+def run_cmd(
+    spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML), e.g. experiments/paper/*.yaml")],
+    preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
+    workdir: Workdir = Path("loralab-work"),
+    executor: Annotated[str, typer.Option(help="local (one process) or ray")] = "local",
+    address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start one)")] = None,
+    probe: Annotated[
+        bool, typer.Option(help="store the base's familiarity probe in the run's metadata (cached per base)")
+    ] = True,
+    diagnostics: Annotated[
+        str, typer.Option(help="per cell: cheap (routing, geometry), full (+ strength, attribution) or none")
+    ] = "cheap",
+) -> None:
+    """Run an experiment: build its datasets, train its experts, evaluate every cell; resume where it stopped.
+
+    Every artifact is named by the hash of what determines it, so rerunning (after a crash, or with a spec
+    that shares experts) only does what is missing. Results go to WORKDIR/results.sqlite; the run's folder
+    is WORKDIR/runs/NAME[.PRESET] (loralab status / loralab report take it).
+
+    Example: loralab run experiments/paper/bridge-ablation.yaml --preset default
+    """
+    from loralab.experiments.runner import run
+    from loralab.experiments.spec import load_spec
+
+    loaded = load_spec(spec, preset)
+    if address is not None and executor != "ray":
+        raise LoralabError("--address: only with --executor ray")
+    if executor not in ("local", "ray"):
+        raise LoralabError(
+            f"--executor {executor}: choose local or ray{did_you_mean(executor, ('local', 'ray'))}"
+        )
+    check_output(workdir, "--workdir")
+    from loralab.diagnose import CHEAP, PARTS
+
+    levels = {"cheap": CHEAP, "full": PARTS, "none": ()}
+    if diagnostics not in levels:
+        raise LoralabError(f"--diagnostics {diagnostics}: choose cheap, full or none")
+    plan = run(loaded, workdir, preset, executor, address, console, probe, str(spec), levels[diagnostics])
+    console.print(f"report: loralab report {plan.folder}", highlight=False)
+
+
+def status_cmd(
+    run_folder: Annotated[Path, typer.Argument(help="a run folder, WORKDIR/runs/NAME[.PRESET]")],
+    all_items: Annotated[bool, typer.Option("--all", help="list done items too")] = False,
+) -> None:
+    """What a run has done and what remains (datasets, experts, cells), and its sessions so far.
+
+    Example: loralab status loralab-work/runs/bridge-ablation.default
+    """
+    from loralab.experiments.runner import status
+
+    info = status(run_folder)
+    for stage in ("datasets", "experts", "cells"):
+        items = info[stage]
+        done = sum(ok for _, ok in items)
+        console.print(f"{stage}: {done}/{len(items)} done", highlight=False)
+        for label, ok in items:
+            if all_items or not ok:
+                console.print(f"  {'done' if ok else 'todo'}  {label}", highlight=False, markup=False)
+    if info["partial"]:
+        console.print(f"partial (redone on the next run): {', '.join(info['partial'])}", markup=False)
+    for s in info["sessions"]:
+        took = f"{s['seconds']} s" if "seconds" in s else "interrupted or running"
+        console.print(f"session {s['started']} ({s['executor']}): {took}", highlight=False)
