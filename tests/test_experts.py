@@ -72,11 +72,38 @@ def test_library_index_lists_experts(trained_expert: Path) -> None:
     assert entries[0]["r"] == 4 and entries[0]["examples"] == 54
 
 
-def test_public_api_names_resolve() -> None:
+PUBLIC = {
+    "combine": "loralab.combination",
+    "METHODS": "loralab.combination",
+    "train_expert": "loralab.experts.train",
+    "ExpertConfig": "loralab.experts.config",
+    "load_expert": "loralab.experts.library",
+    "evaluate": "loralab.evaluation",
+    "load_base": "loralab.models.load",
+    "build_twohop": "loralab.worlds.twohop",
+    "build_setup": "loralab.worlds.setups",
+    "SETUPS": "loralab.worlds.setups",
+    "build_graph": "loralab.worlds.graph",
+    "validate_dataset": "loralab.worlds.validate",
+    "quickstart": "loralab.experiments.quickstart",
+    "LoralabError": "loralab.errors",
+}
+
+
+def test_public_api_names_are_the_documented_objects() -> None:
+    """Every public name is the very object its module defines (the README's list), and the version is
+    pyproject's."""
+    import importlib
+
+    import tomllib
+
     import loralab
 
-    for name in loralab.__all__:
-        assert getattr(loralab, name) is not None
+    assert sorted(loralab.__all__) == sorted([*PUBLIC, "__version__"])
+    for name, module in PUBLIC.items():
+        assert getattr(loralab, name) is getattr(importlib.import_module(module), name), name
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert loralab.__version__ == pyproject["project"]["version"]
 
 
 def test_fast_dropout_drops_the_right_fraction_and_keeps_the_mean() -> None:

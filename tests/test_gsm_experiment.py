@@ -16,7 +16,6 @@ import pytest
 from loralab.errors import LoralabError
 from loralab.gsm.evaluate import DecodeConfig, evaluate_gsm
 from loralab.gsm.experiment import (
-    GsmExperiment,
     describe_plan,
     load_experiment,
     plan_cells,
@@ -174,8 +173,14 @@ def test_presets_validate_and_plan() -> None:
     assert "6 experts" in plan and "13 cells" in plan
     with pytest.raises(LoralabError, match="pass --base"):
         describe_plan(paper)
-    for name in ("test", "default"):
-        assert isinstance(load_experiment(preset_path(name)), GsmExperiment)
+    # by hand from the YAML files: test = table12 (3 levels) + table2 (base 8-shot; uniform, arrow x 2
+    # prompts) + table3 (base, uniform, arrow with TIR); default adds the single experts on every level
+    # (table12: 2 x 3; table3-experts: 2 x 3). Both train Symbolic and P1 experts in two formats.
+    for name, cells, lora in (("test", 3 + 5 + 3, (4, 8)), ("default", 9 + 5 + 3 + 6, (16, 32))):
+        spec = load_experiment(preset_path(name))
+        jobs = plan_cells(spec)
+        assert len(jobs) == cells and len({e for j in jobs for e in j.experts}) == 4, name
+        assert (spec.lora.r, spec.lora.alpha) == lora, name
 
 
 def test_a_config_mistake_names_file_and_line(tmp_path: Path) -> None:
