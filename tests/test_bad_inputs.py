@@ -469,7 +469,7 @@ def test_the_console_script_prints_one_line_and_no_traceback(world: World) -> No
 
 def test_error_lines_keep_square_brackets(capsys: pytest.CaptureFixture[str]) -> None:
     """Messages are printed as written, not as rich markup (the Ray hint names the extra `loralab[ray]`)."""
-    from loralab.cli import _error_line
+    from loralab.cli.options import error_line as _error_line
 
     _error_line("--executor ray: Ray is not installed (pip install 'loralab[ray]'); see [bold]x[/bold]")
     assert capsys.readouterr().err == (

@@ -14,7 +14,7 @@ import pytest
 
 from loralab.evaluation.retention import Rate
 from loralab.evaluation.score import seed_interval, t975, wilson
-from loralab.experiments.runner import CellJob, Plan
+from loralab.experiments.plan import CellJob, Plan
 from loralab.report import controls as pc
 from loralab.report.layouts import GENERIC, between_text, build_table, pool
 from tests.conftest import run_cli
@@ -329,7 +329,7 @@ def test_the_runner_adds_control_cells_keyed_by_content(tiny_base: Path, tmp_pat
     """Table 6 at the test preset: per variant, LoRA 1 alone on ab.test, LoRA 2 on bc.test, LoRA 4 on both;
     LoRA 3 (trained on R12 CoT) alone on ac_cot.test is the spec's own "oracle expert" cell, so it is not
     added twice."""
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
 
     p = plan(load_spec(PAPER / "table6-familiarity.yaml", "test"), tmp_path / "w", "test")
@@ -353,7 +353,7 @@ def test_the_runner_adds_control_cells_keyed_by_content(tiny_base: Path, tmp_pat
 
 def test_roles_do_not_change_the_keys_of_a_specs_cells(tiny_base: Path, tmp_path: Path) -> None:
     """Declaring roles (bridge-ablation.yaml now does) adds control cells but keeps every stored cell valid."""
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
 
     text = (PAPER / "bridge-ablation.yaml").read_text()

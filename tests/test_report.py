@@ -113,7 +113,7 @@ def _report(folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
 def test_seeds_are_pooled_and_numbers_match_the_store(
     seeds_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from loralab.experiments.runner import load_plan
+    from loralab.experiments.plan import load_plan
 
     folder = seeds_run / "runs" / "report-seeds.test"
     out = _report(folder, monkeypatch, capsys)
@@ -150,7 +150,7 @@ def test_seeds_are_pooled_and_numbers_match_the_store(
 def test_pooling_sums_counts_over_seeds_and_keeps_missing_ones_visible(seeds_run: Path) -> None:
     """Made-up counts (the test base answers nothing right): 3/8 and 5/8 pool to 8/16, Wilson of 8/16."""
     from loralab.evaluation.retention import Rate
-    from loralab.experiments.runner import load_plan
+    from loralab.experiments.plan import load_plan
     from loralab.report.layouts import GENERIC, build_table, pool
 
     plan = load_plan(seeds_run / "runs" / "report-seeds.test")
@@ -201,7 +201,7 @@ def test_a_run_with_missing_cells_says_how_to_finish(
 ) -> None:
     """An interrupted run: the plan of three seeds was written, the third seed's cells were not."""
     from loralab.artifacts import write_json
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
 
     work = _copy(seeds_run, tmp_path)
@@ -218,7 +218,7 @@ def test_a_run_with_missing_cells_says_how_to_finish(
 
 
 def test_bridge_ablation_has_the_papers_numbers_beside_ours(bridge_report: tuple[Path, Path]) -> None:
-    from loralab.experiments.runner import load_plan
+    from loralab.experiments.plan import load_plan
     from loralab.report.paper import paper_number
 
     work, report = bridge_report
@@ -324,7 +324,7 @@ def tmp_spec(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_figure2_from_setups_1_and_2_with_table_8s_numbers(tiny_base: Path, tmp_path: Path) -> None:
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
     from loralab.report.figures import setups_figure
     from loralab.report.layouts import build_table, layout_for, pool
@@ -343,7 +343,7 @@ def test_figure2_from_setups_1_and_2_with_table_8s_numbers(tiny_base: Path, tmp_
 
 
 def test_table6_layout_rows_are_dataset_and_library(tiny_base: Path, tmp_path: Path, tmp_spec: Any) -> None:
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
     from loralab.report.layouts import build_table, layout_for, pool
 
@@ -376,7 +376,7 @@ grid: {datasets.f.setup: [familiarity-FF, familiarity-RR]}
 
 
 def test_graph_layout_columns_are_the_graph_variants(tiny_base: Path, tmp_path: Path, tmp_spec: Any) -> None:
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
     from loralab.report.figures import bars
     from loralab.report.layouts import build_table, layout_for, pool
@@ -489,7 +489,7 @@ def test_paper_match_recognises_experts_by_their_training_files() -> None:
 def test_a_shared_expert_still_matches_the_papers_setup(tiny_base: Path, tmp_path: Path) -> None:
     """Setup 5's LoRA 1 trains on the same bytes as setup 0's, so the plan holds one expert whose files sit in
     setup 0's folder; the row must still be recognised as Table 9's setup 5 (6.9 Uniform, 10.8 Arrow)."""
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
     from loralab.report.layouts import build_table, layout_for, pool
 
@@ -504,7 +504,7 @@ def test_a_shared_expert_still_matches_the_papers_setup(tiny_base: Path, tmp_pat
 
 
 def test_cpu_real_layout_puts_table_6_and_table_9_rows_together(tiny_base: Path, tmp_path: Path) -> None:
-    from loralab.experiments.runner import plan
+    from loralab.experiments.plan import plan
     from loralab.experiments.spec import load_spec
     from loralab.report.layouts import build_table, layout_for, pool
 

@@ -21,13 +21,13 @@ from rich.console import Console
 
 from loralab.artifacts import write_json
 from loralab.errors import LoralabError
-from loralab.experiments.runner import (
+from loralab.experiments.plan import (
     CellJob,
     ExpertJob,
     Plan,
-    _store,
-    _where,
+    cell_where,
     evaluate_job,
+    store_cell,
     stored,
     train_job,
 )
@@ -108,8 +108,8 @@ def _schedule(p: Plan, ray: Any, console: Console) -> None:
             submit_ready()
         else:
             cell, rows, start, end = result
-            _store(p, job, cell, rows)
-            line = f"{job.method} on {job.library} ({_where(job)}): {cell['accuracy']:.3f}"
+            store_cell(p, job, cell, rows)
+            line = f"{job.method} on {job.library} ({cell_where(job)}): {cell['accuracy']:.3f}"
         timeline.append({"kind": kind, "key": job.key, "start": start, "end": end})
         console.print(f"  [{finished}/{total}] {line} ({end - start:.0f} s, Ray)", highlight=False)
         write_json(p.folder / "timeline.json", timeline)

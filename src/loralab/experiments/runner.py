@@ -1,452 +1,51 @@
-"""The experiment runner: a spec's grid as content-addressed jobs, run once, resumable after any crash.
+"""The experiment runner: executes a plan (`loralab.experiments.plan`), resumable after any crash.
 
-`plan` turns a spec (at a preset) into three kinds of jobs, each named by the hash of what determines it:
-
-- a *dataset* (its generator, sizes and seed) -> ``WORKDIR/datasets/KIND-...-HASH/``
-- an *expert* (base, training files' dataset hashes, LoRA config with the cell's seed)
-  -> ``WORKDIR/experts/NAME-HASH/``
-- a *cell* (base, its experts' hashes in library order, method and options, evaluation file, decoding)
-  -> a row of ``WORKDIR/results.sqlite`` whose `key` column is the hash.
-
-For every two-hop cell the plan adds the positive controls' cells it depends on
-(`loralab.experiments.spec.control_cells`): each member with a role (hop1, hop2, oracle, mixed) alone on
-its own held-out questions. They are cells like any other, keyed by content, so a control shared by many
-cells (or equal to a cell of the spec) is evaluated once, and resumed like the rest; each two-hop cell's
-record lists its controls' keys (`record["controls"]`), which is how the report finds them.
-
-Seeds: a cell's seed is both its datasets' draw (a dataset spec without `seed`) and its experts' training
-seed, so `seeds: [0, 1, 2]` gives three independent replications, stored as three cells each.
-
-Two cells (or two experiments) that need the same expert share one folder, so it is trained once. Datasets
-and experts are written into a temp folder and renamed when complete (`atomic_dir`); a cell's row and all
-its example records are one SQLite transaction, and a key is stored at most once (a unique index). So a run
-killed at any moment, even by SIGKILL, leaves only complete artifacts plus hidden ``.tmp-*`` folders, which
-the next run deletes; rerunning redoes exactly what is missing. Training and greedy decoding are seeded and
-deterministic, so the resumed numbers equal an uninterrupted run's.
+Datasets and experts are written into a temp folder and renamed when complete (`atomic_dir`); a cell's row
+and all its example records are one SQLite transaction, and a key is stored at most once (a unique index).
+So a run killed at any moment, even by SIGKILL, leaves only complete artifacts plus hidden ``.tmp-*``
+folders, which the next run deletes; rerunning redoes exactly what is missing. Training and greedy decoding
+are seeded and deterministic, so the resumed numbers equal an uninterrupted run's. One run at a time owns a
+workdir (`workdir_lock`).
 
 The run's own folder, ``WORKDIR/runs/RUN/``, holds the resolved spec, the plan (what `loralab status`
-reads) and `meta.json` (preset, executor, wall time, provenance). RUN is the spec's name, with the preset
+reads) and `meta.json` (scale, executor, wall time, provenance). RUN is the spec's name, with the scale
 appended (``bridge-ablation.default``).
 
-Executors: `local` runs the jobs one after another in this process; `ray` (`execute_ray`) runs experts
-and cells as Ray tasks with their CPU/GPU needs declared, a cell as soon as its experts exist, while the
-driver alone writes the results store.
+Executors (`EXECUTORS`): `local` runs the jobs one after another in this process; `ray`
+(`loralab.experiments.ray_executor`) runs experts and cells as Ray tasks with their CPU/GPU needs declared,
+a cell as soon as its experts exist, while the driver alone writes the results store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from loralab.artifacts import META, atomic_dir, config_hash, provenance, read_json, write_json
-from loralab.errors import LoralabError
-from loralab.experiments.spec import (
-    Cell,
-    ExperimentSpec,
-    GraphData,
-    SetupData,
-    TwohopData,
-    control_cells,
-    eval_file,
-    expand,
-    role_of,
+from loralab.artifacts import META, provenance, read_json, write_json
+from loralab.errors import LoralabError, did_you_mean
+from loralab.experiments.plan import (
+    CellJob,
+    Plan,
+    cell_where,
+    evaluate_job,
+    load_plan,
+    plan,
+    store_cell,
+    stored,
+    train_job,
+    what,
 )
-from loralab.experts.config import ExpertConfig
-
-RESULTS = "results.sqlite"
-# bump when evaluation changes what a stored cell means (extraction, retention, prompt rendering)
-EVALUATOR_VERSION = "eval-1"
-MAX_NEW_TOKENS = {"cot": 128, "direct": 48}
-EVAL_BATCH = 64
-
-
-@dataclass(frozen=True)
-class DatasetJob:
-    key: str
-    label: str
-    spec: dict[str, Any]  # the dataset spec with its seed resolved
-    path: Path
-
-    def done(self) -> bool:
-        return (self.path / META).is_file()
-
-
-@dataclass(frozen=True)
-class ExpertJob:
-    key: str
-    name: str
-    base: str
-    files: tuple[Path, ...]
-    config: dict[str, Any]  # ExpertConfig, seed set
-    datasets: tuple[str, ...]  # keys of the datasets its files come from
-    path: Path
-
-    def done(self) -> bool:
-        return (self.path / META).is_file()
-
-
-@dataclass(frozen=True)
-class CellJob:
-    key: str
-    base: str
-    data: Path
-    dataset: str  # key of the dataset holding `data`
-    experts: tuple[str, ...]  # expert keys, in library order
-    method: str
-    options: dict[str, Any]
-    library: str
-    max_new_tokens: int
-    record: dict[str, Any] = field(hash=False)  # the cell's place in the experiment (stored with it)
-
-
-@dataclass
-class Plan:
-    run: str
-    workdir: Path
-    datasets: dict[str, DatasetJob]
-    experts: dict[str, ExpertJob]
-    cells: list[CellJob]
-
-    @property
-    def folder(self) -> Path:
-        return self.workdir / "runs" / self.run
-
-    @property
-    def db(self) -> Path:
-        return self.workdir / RESULTS
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "datasets": [asdict(d) for d in self.datasets.values()],
-            "experts": [asdict(e) for e in self.experts.values()],
-            "cells": [asdict(c) for c in self.cells],
-        }
-
-
-def run_name(spec: ExperimentSpec, preset: str | None) -> str:
-    return f"{spec.name}.{preset}" if preset else spec.name
-
-
-# ---------------------------------------------------------------------------
-# Planning
-# ---------------------------------------------------------------------------
-
-
-def base_identity(base: str) -> str:
-    """What a base contributes to a hash: a built-in preset's folder name (it holds the build's hash), or a
-    folder's path and config."""
-    from loralab.models.load import resolve_base
-
-    path = resolve_base(base)
-    config = (path / "config.json").read_text() if (path / "config.json").is_file() else ""
-    return f"{path.name}:{config_hash([str(path.resolve()), config])}"
-
-
-def _dataset_label(data: Any, seed: int) -> str:
-    if isinstance(data, TwohopData):
-        return f"twohop-{data.variant}-{data.relations}-n{data.triplets}-t{data.templates}-s{seed}"
-    if isinstance(data, SetupData):
-        return f"{data.setup}-n{data.triplets}-b{data.bridge_triplets}-s{seed}"
-    assert isinstance(data, GraphData)
-    size = f"p{data.paths}" if data.variant == "disjoint" else f"u{data.u1}-{data.u2}-{data.u3}"
-    return f"graph-{data.variant}-{size}-t{data.templates}-s{seed}"
-
-
-def _generator(data: Any) -> str:
-    from loralab.worlds import graph, setups, twohop
-
-    module = twohop if isinstance(data, TwohopData) else setups if isinstance(data, SetupData) else graph
-    return str(module.GENERATOR_VERSION)
-
-
-def _file_hash(path: Path, cache: dict[Path, str]) -> str:
-    if path not in cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        cache[path] = digest.hexdigest()
-    return cache[path]
-
-
-def plan(
-    spec: ExperimentSpec,
-    workdir: Path,
-    preset: str | None = None,
-    on_build: Callable[[DatasetJob], None] | None = None,
-) -> Plan:
-    """Every job the spec needs, deduplicated by content.
-
-    Datasets are built here when missing (`on_build` is told first): an expert's hash is that of its
-    training files' bytes, so two setups whose mixtures coincide (setup-0's LoRA 1 and setup-5's) share one
-    expert."""
-    workdir = Path(workdir)
-    hashes: dict[Path, str] = {}
-    datasets: dict[str, DatasetJob] = {}
-    experts: dict[str, ExpertJob] = {}
-    cells: list[CellJob] = []
-    controls: list[CellJob] = []
-    bases = {b: base_identity(b) for b in spec.bases}
-    for cell in expand(spec):
-        data_keys = _plan_datasets(cell, workdir, datasets, on_build)
-        expert_keys = _plan_experts(cell, bases[cell.base], data_keys, workdir, experts, hashes)
-        job = _plan_cell(cell, bases[cell.base], data_keys, expert_keys, workdir)
-        refs = []
-        for ctl in control_cells(cell):
-            keys = _plan_experts(ctl, bases[cell.base], data_keys, workdir, experts, hashes)
-            control = _plan_cell(ctl, bases[cell.base], data_keys, keys, workdir)
-            refs.append({**control.record["control"], "key": control.key})
-            controls.append(control)
-        job.record["controls"] = refs
-        cells.append(job)
-    # a control that is also a cell of the spec (Table 6's oracle alone on ac_cot) is evaluated once
-    have = {c.key for c in cells}
-    for control in controls:
-        if control.key not in have:
-            have.add(control.key)
-            cells.append(control)
-    return Plan(run_name(spec, preset), workdir, datasets, experts, cells)
-
-
-def _plan_datasets(
-    cell: Cell,
-    workdir: Path,
-    datasets: dict[str, DatasetJob],
-    on_build: Callable[[DatasetJob], None] | None,
-) -> dict[str, DatasetJob]:
-    """The cell's datasets by spec name; each new one is added to `datasets` and built when missing."""
-    data_keys: dict[str, DatasetJob] = {}
-    for name, data in cell.spec.datasets.items():
-        seed = cell.seed if data.seed is None else data.seed
-        resolved = {**data.model_dump(), "seed": seed}
-        key = config_hash({"spec": resolved, "generator": _generator(data)})
-        label = _dataset_label(data, seed)
-        job = DatasetJob(key, label, resolved, workdir / "datasets" / f"{label}-{key}")
-        if key not in datasets:
-            datasets[key] = job
-            if not job.done():
-                if on_build:
-                    on_build(job)
-                try:
-                    build_dataset(job)
-                except ValueError as exc:  # sizes the generator cannot satisfy
-                    raise LoralabError(f"datasets.{name} ({label}): {exc}") from None
-        data_keys[name] = datasets[key]
-    return data_keys
-
-
-def _plan_experts(
-    cell: Cell,
-    base_id: str,
-    data_keys: dict[str, DatasetJob],
-    workdir: Path,
-    experts: dict[str, ExpertJob],
-    hashes: dict[Path, str],
-) -> list[str]:
-    """The keys of the cell's library members, in library order; each new expert is added to `experts`."""
-    s = cell.spec
-    keys = []
-    for member in cell.members:
-        expert = s.experts[member]
-        config = expert.lora.model_copy(update={"seed": cell.seed}).model_dump()
-        files = tuple(data_keys[p.dataset].path / p.filename for p in expert.train)
-        content = [_file_hash(f, hashes) for f in files]
-        key = config_hash({"base": base_id, "train": content, "lora": config})
-        job = ExpertJob(
-            key,
-            member,
-            cell.base,
-            files,
-            config,
-            tuple(dict.fromkeys(data_keys[p.dataset].key for p in expert.train)),
-            workdir / "experts" / f"{member}-{key}",
-        )
-        experts.setdefault(key, job)
-        keys.append(key)
-    return keys
-
-
-def _plan_cell(
-    cell: Cell, base_id: str, data_keys: dict[str, DatasetJob], expert_keys: list[str], workdir: Path
-) -> CellJob:
-    """The evaluation job of one cell, keyed by what determines its numbers."""
-    s = cell.spec
-    ev = cell.evaluation
-    data_job = data_keys[ev.dataset]
-    file = eval_file(ev, s.datasets[ev.dataset])
-    eval_path = data_job.path / file
-    if ev.triplets != "all":
-        eval_path = _subset(workdir, data_job, file, ev.triplets, with_retention=True) / file
-    options = {
-        k: str(_subset(workdir, data_keys[v["dataset"]], v["file"], v.get("triplets", "all")) / v["file"])
-        if isinstance(v, dict)
-        else v
-        for k, v in cell.method.options.items()
-    }
-    max_new = MAX_NEW_TOKENS[ev.prompting]
-    what = {
-        "base": base_id,
-        "experts": expert_keys,
-        "method": cell.method.name,
-        "options": {
-            k: [data_keys[v["dataset"]].key, v["file"], v.get("triplets", "all")]
-            if isinstance(v, dict)
-            else v
-            for k, v in cell.method.options.items()
-        },
-        "data": [data_job.key, file, ev.triplets],
-        "decoding": {"max_new_tokens": max_new, "batch": EVAL_BATCH, "evaluator": EVALUATOR_VERSION},
-    }
-    record = {
-        "experiment": s.name,
-        "point": cell.point,
-        "seed": cell.seed,
-        "library": cell.library,
-        "members": cell.members,
-        "roles": {m: role_of(s, m) for m in cell.members},
-        "targets": {m: s.experts[m].lora.targets for m in cell.members},
-        "method": cell.method.name,
-        "options": cell.method.options,
-        "evaluation": {**ev.model_dump(), "file": file},
-        "datasets": {k: d.spec for k, d in data_keys.items()},
-    }
-    if cell.control is not None:
-        record["control"] = asdict(cell.control)
-    return CellJob(
-        config_hash(what, 16),
-        cell.base,
-        eval_path,
-        data_job.key,
-        tuple(expert_keys),
-        cell.method.name,
-        options,
-        cell.library,
-        max_new,
-        record,
-    )
-
-
-def _subset(workdir: Path, data: DatasetJob, file: str, triplets: str, with_retention: bool = False) -> Path:
-    """A folder with `file` of a dataset cut to the first or second half of its triplet ids (and, for a
-    two-hop evaluation file, its one-hop siblings cut alike, for retention); written once, atomically."""
-    from loralab.experiments.cell import retention_files
-    from loralab.worlds.jsonl import read_jsonl, write_jsonl
-
-    if triplets == "all":
-        return data.path
-    files = [data.path / file]
-    if with_retention:
-        files += retention_files(data.path / file)
-    names = [f.name for f in files]
-    key = config_hash({"dataset": data.key, "files": names, "triplets": triplets})
-    folder = workdir / "subsets" / f"{data.label}-{triplets}-{key}"
-    if (folder / META).is_file():
-        return folder
-    with atomic_dir(folder, overwrite=True) as tmp:
-        for f in files:
-            rows = read_jsonl(f)
-            if any("triplet" not in r for r in rows):
-                raise LoralabError(f"{f}: rows without a triplet id cannot be cut into halves")
-            ids = sorted({r["triplet"] for r in rows})
-            first = set(ids[: (len(ids) + 1) // 2])
-            keep = [r for r in rows if (r["triplet"] in first) == (triplets == "first-half")]
-            write_jsonl(tmp / f.name, keep)
-        meta = read_json(data.path / META)
-        write_json(tmp / META, {"kind": "subset", "of": data.path.name, "triplets": triplets, **meta})
-    return folder
-
-
-# ---------------------------------------------------------------------------
-# Jobs (module-level functions: Ray ships them to workers by name)
-# ---------------------------------------------------------------------------
-
-
-def build_dataset(job: DatasetJob) -> Path:
-    from loralab.worlds.graph import build_graph
-    from loralab.worlds.setups import build_setup
-    from loralab.worlds.twohop import build_twohop
-
-    s = dict(job.spec)
-    kind = s.pop("kind")
-    if kind == "twohop":
-        build_twohop(
-            job.path,
-            s["variant"],
-            s["triplets"],
-            relations=s["relations"],
-            templates=s["templates"],
-            dev_templates=s["dev_templates"],
-            test_templates=s["test_templates"],
-            seed=s["seed"],
-            overwrite=True,
-        )
-    elif kind == "setup":
-        build_setup(
-            job.path,
-            s["setup"],
-            s["triplets"],
-            bridge_triplets=s["bridge_triplets"],
-            seed=s["seed"],
-            templates=s["templates"],
-            overwrite=True,
-        )
-    else:
-        sizes = {k: s[k] for k in ("paths", "u1", "u2", "u3", "templates", "dev_templates", "test_templates")}
-        build_graph(job.path, s["variant"], seed=s["seed"], overwrite=True, **sizes)
-    return job.path
-
-
-def train_job(job: ExpertJob, threads: int | None = None) -> Path:
-    from loralab.experts.train import train_expert
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return train_expert(
-        job.base, list(job.files), job.path, ExpertConfig(**job.config), job.name, overwrite=True
-    )
-
-
-def evaluate_job(
-    job: CellJob, run: str, expert_paths: list[Path], threads: int | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from loralab.experiments.cell import evaluate_cell
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    cell, rows, _ = evaluate_cell(
-        job.base,
-        job.data,
-        run,
-        expert_paths,
-        job.method,
-        job.options,
-        job.library,
-        job.max_new_tokens,
-        EVAL_BATCH,
-        method_label=job.method,
-    )
-    cell["config"]["cell"] = job.record
-    return cell, rows
-
-
-# ---------------------------------------------------------------------------
-# Running
-# ---------------------------------------------------------------------------
+from loralab.experiments.ray_executor import execute_ray
+from loralab.experiments.spec import ExperimentSpec
 
 
 @contextlib.contextmanager
@@ -469,30 +68,6 @@ def _sweep_partials(workdir: Path) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
             swept += 1
     return swept
-
-
-def stored(plan: Plan) -> set[str]:
-    """Keys of this plan's cells already in the store."""
-    from loralab.experiments.store import connect, stored_keys
-
-    if not plan.db.is_file():
-        return set()
-    con = connect(plan.db)
-    try:
-        have = stored_keys(con)
-    finally:
-        con.close()
-    return {c.key for c in plan.cells if c.key in have}
-
-
-def _store(plan: Plan, job: CellJob, cell: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    from loralab.experiments.store import add_cell, connect
-
-    con = connect(plan.db)
-    try:
-        add_cell(con, cell, rows, key=job.key)
-    finally:
-        con.close()
 
 
 def _familiarity(base: str) -> Any:
@@ -521,8 +96,9 @@ def run(
     `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached).
     `diagnostics`: the parts of `loralab.diagnose` measured per evaluated cell (local executor), kept in
     WORKDIR/diagnostics/CELL_KEY/."""
-    if executor not in ("local", "ray"):
-        raise LoralabError(f"--executor {executor}: choose local or ray")
+    if executor not in EXECUTORS:
+        choices = " or ".join(EXECUTORS)
+        raise LoralabError(f"--executor {executor}: choose {choices}{did_you_mean(executor, EXECUTORS)}")
     console = console or Console()
     start = time.time()
     workdir = Path(workdir)
@@ -547,12 +123,7 @@ def run(
             meta["familiarity"] = {b: _familiarity(b) for b in spec.bases}
         write_json(meta_path, meta)
         console.print(describe(p), highlight=False)
-        if executor == "ray":
-            from loralab.experiments.ray_executor import execute_ray
-
-            execute_ray(p, address, console)
-        else:
-            execute_local(p, console, diagnostics)
+        EXECUTORS[executor].execute(p, Execution(console, address, tuple(diagnostics)))
         session["seconds"] = round(time.time() - start, 1)
         session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
         write_json(meta_path, meta)
@@ -602,7 +173,7 @@ def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) ->
 
     def evaluate_one(job: CellJob) -> str:
         cell, rows = evaluate_job(job, p.run, [p.experts[k].path for k in job.experts])
-        _store(p, job, cell, rows)
+        store_cell(p, job, cell, rows)
         paths = [p.experts[k].path for k in job.experts]
         diagnose_cell(
             p.workdir / "diagnostics" / job.key,
@@ -614,66 +185,43 @@ def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) ->
             rows,
             diagnostics,
         )
-        return f"{what(job)} ({_where(job)}): {cell['accuracy']:.3f}"
+        return f"{what(job)} ({cell_where(job)}): {cell['accuracy']:.3f}"
 
     _stage(console, "cells", [c for c in p.cells if c.key not in have], evaluate_one)
 
 
-def what(job: CellJob) -> str:
-    """``uniform on 2-combination``; a control cell: ``control: lora1 alone on ab.test.jsonl``."""
-    if "control" in job.record:
-        return f"control: {job.library} on {job.record['evaluation']['file']}"
-    return f"{job.method} on {job.library}"
+@dataclass(frozen=True)
+class Execution:
+    """How a plan is executed, apart from what it computes: where to log, the Ray cluster to join (None:
+    start one), the `loralab.diagnose` parts measured per evaluated cell (local executor)."""
+
+    console: Console
+    address: str | None = None
+    diagnostics: tuple[str, ...] = ()
 
 
-def _where(job: CellJob) -> str:
-    point = job.record.get("point") or {}
-    parts = [str(v) for v in point.values()] + [f"seed {job.record['seed']}"]
-    return ", ".join(parts)
+@dataclass(frozen=True)
+class Executor:
+    name: str
+    description: str
+    execute: Callable[[Plan, Execution], None]
 
 
-def load_plan(folder: Path) -> Plan:
-    """The plan a run wrote (for `loralab status` and `loralab report`)."""
-    folder = Path(folder)
-    path = folder / "plan.json"
-    if not path.is_file():
-        raise LoralabError(f"{folder}: not a run folder (no plan.json; runs live in WORKDIR/runs/NAME)")
-    raw = read_json(path)
-    workdir = folder.resolve().parent.parent
-    try:
-        datasets = {
-            d["key"]: DatasetJob(d["key"], d["label"], d["spec"], Path(d["path"])) for d in raw["datasets"]
-        }
-        experts = {
-            e["key"]: ExpertJob(
-                e["key"],
-                e["name"],
-                e["base"],
-                tuple(Path(f) for f in e["files"]),
-                e["config"],
-                tuple(e["datasets"]),
-                Path(e["path"]),
-            )
-            for e in raw["experts"]
-        }
-        cells = [
-            CellJob(
-                c["key"],
-                c["base"],
-                Path(c["data"]),
-                c["dataset"],
-                tuple(c["experts"]),
-                c["method"],
-                c["options"],
-                c["library"],
-                c["max_new_tokens"],
-                c["record"],
-            )
-            for c in raw["cells"]
-        ]
-    except (KeyError, TypeError) as exc:
-        raise LoralabError(f"{path}: not a plan written by this loralab ({exc})") from None
-    return Plan(raw["run"], workdir, datasets, experts, cells)
+EXECUTORS: dict[str, Executor] = {
+    e.name: e
+    for e in (
+        Executor(
+            "local",
+            "one process, jobs one after another; per-cell diagnostics",
+            lambda p, x: execute_local(p, x.console, x.diagnostics),
+        ),
+        Executor(
+            "ray",
+            "experts and cells as Ray tasks, a cell as soon as its experts exist (pip install 'loralab[ray]')",
+            lambda p, x: execute_ray(p, x.address, x.console),
+        ),
+    )
+}
 
 
 def status(folder: Path) -> dict[str, Any]:
@@ -687,7 +235,7 @@ def status(folder: Path) -> dict[str, Any]:
         "run": p.run,
         "datasets": [(d.label, d.done()) for d in p.datasets.values()],
         "experts": [(f"{e.name} ({e.path.name})", e.done()) for e in p.experts.values()],
-        "cells": [(f"{what(c)} ({_where(c)})", c.key in have) for c in p.cells],
+        "cells": [(f"{what(c)} ({cell_where(c)})", c.key in have) for c in p.cells],
         "partial": partial,
         "sessions": meta.get("sessions", []),
     }

@@ -25,12 +25,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loralab.artifacts import config_hash
 from loralab.errors import LoralabError
 from loralab.evaluation.score import wilson
 from loralab.gsm.analysis import Analysis, analyze, tally
@@ -276,41 +274,6 @@ def evaluate_gsm(
             }
         )
     return GsmEvaluation(rows, analyses, details)
-
-
-def base_identity(path: Path) -> str:
-    """What a base folder contributes to a cell key: its name and a hash of its path and config."""
-    config = (path / "config.json").read_text() if (path / "config.json").is_file() else ""
-    return f"{path.name}:{config_hash([str(path.resolve()), config])}"
-
-
-def cell_key(
-    base: Path,
-    data: Path,
-    experts: Sequence[Path],
-    method: str,
-    options: dict[str, Any],
-    prompt: str,
-    decode: DecodeConfig,
-) -> str:
-    """The content key of a GSM cell: base, dataset file contents, experts (folder names carry their
-    content hashes), method and options, prompt, decoding and the evaluator version."""
-    import hashlib
-
-    return config_hash(
-        {
-            "kind": "gsm",
-            "base": base_identity(base),
-            "data": hashlib.sha256(data.read_bytes()).hexdigest(),
-            "experts": [e.name for e in experts],
-            "method": method,
-            "options": options,
-            "prompt": prompt,
-            "decode": decode.model_dump(),
-            "evaluator": GSM_EVALUATOR_VERSION,
-        },
-        16,
-    )
 
 
 def cell_record(

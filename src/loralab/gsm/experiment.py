@@ -13,7 +13,7 @@ prints them:
 - the datasets, one folder per fine-tuning format -> ``WORKDIR/data/gsm-...-HASH/``;
 - the experts, one per (level, format, LoRA targets) -> ``WORKDIR/experts/LEVEL-FORMAT-TARGETS-HASH/``;
 - the cells, one per (base, experts, method, prompt, evaluated file) -> rows of ``WORKDIR/results.sqlite``
-  keyed by content (`evaluate.cell_key`).
+  keyed by content (`cell_key`).
 
 Everything is content-addressed and written atomically, so a rerun skips what exists and resumes a killed
 run; the tables are then drawn from the store alone.
@@ -34,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from loralab.artifacts import META, atomic_dir, cache_dir, config_hash, provenance, read_json, write_json
 from loralab.errors import LoralabError
-from loralab.gsm.evaluate import DecodeConfig
+from loralab.experiments.plan import base_identity
+from loralab.gsm.evaluate import GSM_EVALUATOR_VERSION, DecodeConfig
 from loralab.gsm.prompts import PROMPTS
 
 Level = Literal["symbolic", "p1", "p2"]
@@ -410,7 +411,8 @@ def ensure_arithmetic_base(source: Path, spec: ArithmeticSpec, log: Any = print)
     import torch
 
     from loralab.models.corpus import build_corpus
-    from loralab.models.load import load_base, save_base
+    from loralab.models.load import load_base
+    from loralab.models.save import save_base
     from loralab.models.tiny import BasePreset, pretrain
     from loralab.worlds.familiar import build_world
 
@@ -584,8 +586,6 @@ def plan_cells(spec: GsmExperiment) -> list[CellJob]:
 
 def _expert_dir(workdir: Path, job: ExpertJob, base: Path, train: Path, lora: LoraSpec) -> Path:
     digest = hashlib.sha256(train.read_bytes()).hexdigest()
-    from loralab.gsm.evaluate import base_identity
-
     key = config_hash(
         {"base": base_identity(base), "train": digest, "lora": lora.for_format(job.fmt), "t": job.targets}
     )
@@ -727,6 +727,33 @@ def _cell_inputs(
     return file, folders, job.method, dict(spec.options.get(job.method, {}))
 
 
+def cell_key(
+    base: Path,
+    data: Path,
+    experts: Sequence[Path],
+    method: str,
+    options: dict[str, Any],
+    prompt: str,
+    decode: DecodeConfig,
+) -> str:
+    """The content key of a GSM cell: base, dataset file contents, experts (folder names carry their
+    content hashes), method and options, prompt, decoding and the evaluator version."""
+    return config_hash(
+        {
+            "kind": "gsm",
+            "base": base_identity(base),
+            "data": hashlib.sha256(data.read_bytes()).hexdigest(),
+            "experts": [e.name for e in experts],
+            "method": method,
+            "options": options,
+            "prompt": prompt,
+            "decode": decode.model_dump(),
+            "evaluator": GSM_EVALUATOR_VERSION,
+        },
+        16,
+    )
+
+
 def _keys(
     spec: GsmExperiment,
     base: Path,
@@ -734,8 +761,6 @@ def _keys(
     data: dict[str, Path],
     experts: dict[ExpertJob, Path],
 ) -> list[str]:
-    from loralab.gsm.evaluate import cell_key
-
     keys = []
     for job in jobs:
         file, folders, method, options = _cell_inputs(job, spec, data, experts)

@@ -24,7 +24,7 @@ import torch
 
 from loralab.artifacts import META, cache_dir
 from loralab.errors import LoralabError
-from loralab.models.load import save_base
+from loralab.models.save import save_base
 
 GGUF_MAGIC = b"GGUF"
 

@@ -116,14 +116,3 @@ def load_base(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def save_base(out: Path, model: Any, tokenizer: Any, meta: dict[str, Any]) -> None:
-    """Write a base folder atomically: the model's weights, its tokenizer and `meta.json` (`meta` plus
-    ``kind: base`` and provenance); a folder that exists is replaced only once the new one is complete."""
-    from loralab.artifacts import META, atomic_dir, provenance, write_json
-
-    with atomic_dir(out, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / META, {"kind": "base", **meta, **provenance()})

@@ -15,7 +15,7 @@ from loralab.artifacts import META, cache_dir, config_hash
 from loralab.errors import LoralabError, did_you_mean
 from loralab.models.chat import CHAT_TEMPLATE, EOT, IM_END, SPECIAL_TOKENS
 from loralab.models.corpus import build_corpus
-from loralab.models.load import save_base
+from loralab.models.save import save_base
 from loralab.progress import progress
 from loralab.worlds.familiar import FAMILIAR_PEOPLE, build_world
 

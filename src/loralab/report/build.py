@@ -27,23 +27,8 @@ from loralab.report.layouts import (
     seeds_table,
     to_csv,
 )
+from loralab.report.notes import FIGURE_TITLES, caution
 from loralab.report.paper import DEFAULT_MODEL
-
-TEST_CAUTION = (
-    "Caution: this run used preset `test` (a tiny base, a handful of facts, one epoch): this preset measures "
-    "nothing, its numbers only show that the pipeline runs. Use --preset default for results."
-)
-
-
-def caution(meta: dict[str, Any]) -> str | None:
-    """The warning a report shows at its top, if any: a run at the `test` preset."""
-    return TEST_CAUTION if meta.get("preset") == "test" else None
-
-
-FIGURE_TITLES = {
-    "bars.png": "Figure 1-like: accuracy per library and method, with 95% intervals",
-    "figure2.png": "Figure 2-like: Setup 1 and Setup 2, Uniform vs Arrow, ours beside the paper's",
-}
 
 
 @dataclass
@@ -137,7 +122,7 @@ def _stored(plan: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
 
 def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     """Read a run folder and its results; lay out its tables and draw its figures."""
-    from loralab.experiments.runner import load_plan
+    from loralab.experiments.plan import load_plan
     from loralab.report.figures import bars, setups_figure
 
     plan = load_plan(folder)

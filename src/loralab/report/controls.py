@@ -46,7 +46,7 @@ from loralab.report.layouts import (
 )
 
 if TYPE_CHECKING:
-    from loralab.experiments.runner import CellJob, Plan
+    from loralab.experiments.plan import CellJob, Plan
 
 THRESHOLDS = {"PC1": 0.95, "PC2": 0.90, "PC3": 0.70, "PC4": 0.80, "PC5": 0.90}
 MIN_N = 20

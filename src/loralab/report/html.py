@@ -8,6 +8,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from loralab.report.controls import summary as controls_summary
+from loralab.report.notes import FIGURE_TITLES, caution
 from loralab.report.paper import source
 
 if TYPE_CHECKING:
@@ -135,7 +136,6 @@ def _number(value: Any) -> str:
 
 def render_html(report: RunReport) -> str:
     """The whole page as a string."""
-    from loralab.report.build import FIGURE_TITLES, caution
 
     meta = report.meta
     status = "progress" if report.complete else "progress partial"

@@ -35,7 +35,7 @@ from loralab.report.paper import DEFAULT_MODEL, TARGETS_LABEL, PaperMatch, paper
 from loralab.report.table import RETENTION
 
 if TYPE_CHECKING:
-    from loralab.experiments.runner import CellJob, Plan
+    from loralab.experiments.plan import CellJob, Plan
 
 
 @dataclass
