@@ -93,9 +93,10 @@ def eval_cmd(
     Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --expert lib/sym --expert lib/p1 --method arrow
     """
     from loralab.combination import combine
+    from loralab.evaluation.evaluators import EVALUATORS, EvalSettings
     from loralab.experiments.store import add_cell, connect
     from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES
-    from loralab.gsm.evaluate import DecodeConfig, cell_record, evaluate_gsm, hf_batch_generate
+    from loralab.gsm.evaluate import DecodeConfig, cell_record
     from loralab.models.load import load_base, resolve_base
     from loralab.worlds.jsonl import read_jsonl
 
@@ -108,8 +109,8 @@ def eval_cmd(
     if experts:
         model = combine((model, tokenizer), experts, method, **options)
     start = time.time()
-    generate = hf_batch_generate(model, tokenizer, max_new_tokens, batch_size)
-    result = evaluate_gsm(generate, examples, prompt, tokenizer, decode, batch_size)
+    settings = EvalSettings(max_new_tokens, batch_size, prompt=prompt, decode=decode)
+    result = EVALUATORS["gsm"].evaluate(model, tokenizer, data, examples, settings)
     label = method if experts else "base"
     record = cell_record(
         result,

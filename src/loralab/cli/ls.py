@@ -21,10 +21,9 @@ def ls_cmd(
     from rich.table import Table
 
     from loralab.combination import METHODS, options
+    from loralab.experiments.datasets import DATASETS
     from loralab.models.tiny import PRESETS
-    from loralab.worlds.graph import GRAPH_VARIANTS
     from loralab.worlds.setups import SETUPS, mixture_notation
-    from loralab.worlds.twohop import CHAINS, TASKS, VARIANTS
 
     choices = ("methods", "datasets", "setups", "presets", "all")
     if what not in choices:
@@ -41,13 +40,16 @@ def ls_cmd(
             table.add_row(*(plain(c) for c in cells))
         print_table(console, table, drop=("paper", "space", "kind"))
     if what in ("datasets", "all"):
+        kinds = [f"  {k.name:<10} {k.listing()}" for k in DATASETS.values()]  # a spec's datasets.NAME.kind
         console.print(
-            "[bold]datasets[/bold] (loralab data ...; src/loralab/worlds/README.md)\n"
-            f"  twohop     variants {', '.join(VARIANTS)}; chains {', '.join(CHAINS)}; tasks {', '.join(TASKS)}\n"
-            "  bridge     B_F (FF), B_R (RR): first hop + second hop + CoT composition, disjoint entities\n"
-            f"  setup      the experts' training mixtures of a setup ({len(SETUPS)}: loralab ls setups)\n"
-            f"  graph      Appendix A.3: variants {', '.join(GRAPH_VARIANTS)}; Rel1..Rel5, Rel1->Rel2 held out\n"
-            "  validate   checks a dataset folder (splits, leaks, answers, entities, the base's corpus)"
+            "\n".join(
+                [
+                    "[bold]datasets[/bold] (loralab data ...; src/loralab/worlds/README.md)",
+                    *kinds,
+                    "  bridge     B_F (FF), B_R (RR): first hop + second hop + CoT composition, disjoint entities",
+                    "  validate   checks a dataset folder (splits, leaks, answers, entities, the base's corpus)",
+                ]
+            ),
         )
     if what in ("setups", "all"):
         table = Table(title="setups (loralab data setup NAME)", show_lines=True)

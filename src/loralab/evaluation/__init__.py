@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loralab.evaluation.generate import generate
@@ -14,11 +14,24 @@ __all__ = ["Evaluation", "evaluate", "extract", "generate", "is_correct", "wilso
 
 @dataclass
 class Evaluation:
-    """Per-example predictions and the cell's accuracy."""
+    """What every evaluator returns (`loralab.evaluation.evaluators.EVALUATORS`): the scored per-example
+    records (what the store keeps) and the cell's accuracy over them. `extra` holds records stored with the
+    cell but not counted in its accuracy (the two-hop evaluator's one-hop retention questions); an
+    evaluator with a per-example analysis (GSM: solution and error types) keeps it in `analyses` and
+    `details`, aligned with `rows`."""
 
     rows: list[dict[str, Any]]
-    n: int
-    correct: int
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    analyses: list[Any] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def correct(self) -> int:
+        return sum(int(r["correct"]) for r in self.rows)
 
     @property
     def accuracy(self) -> float:
@@ -27,6 +40,10 @@ class Evaluation:
     @property
     def ci(self) -> tuple[float, float]:
         return wilson(self.correct, self.n)
+
+    def count(self, status: str) -> int:
+        """How many examples' analysis has this status (GSM: "no answer", ...)."""
+        return sum(1 for d in self.details if d["status"] == status)
 
 
 def evaluate(
@@ -56,4 +73,4 @@ def evaluate(
                 "bridge": ex.get("b"),
             }
         )
-    return Evaluation(rows, len(rows), sum(r["correct"] for r in rows))
+    return Evaluation(rows)

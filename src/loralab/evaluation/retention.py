@@ -18,6 +18,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loralab.evaluation.score import wilson
@@ -117,3 +118,12 @@ def by_triplet(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
         if r.get("task") in TWO_HOP:
             table[status(kept, int(r["triplet"]))]["right" if r["correct"] else "wrong"] += 1
     return {s: dict(table[s]) for s in ("both", "one", "none", "unknown") if s in table}
+
+
+def retention_files(data: Path) -> list[Path]:
+    """The one-hop files that go with a two-hop dataset file, if they are all there."""
+    task, _, rest = data.name.partition(".")
+    if task not in ("ac", "ac_cot"):
+        return []
+    files = [data.parent / f"{hop}.{rest}" for hop in ("ab", "bc")]
+    return files if all(f.is_file() for f in files) else []

@@ -8,7 +8,8 @@ from typing import Any
 
 from loralab.artifacts import read_json
 from loralab.combination import combine
-from loralab.evaluation import Evaluation, evaluate
+from loralab.evaluation import Evaluation
+from loralab.evaluation.evaluators import EVALUATORS, EvalSettings
 from loralab.experiments.store import add_cell, connect
 from loralab.experts.library import load_expert
 from loralab.models.load import load_base, resolve_base
@@ -91,12 +92,8 @@ def evaluate_cell(
         loaded = [load_expert(e, check_finite=check_finite) for e in experts]
         model = combine(model, loaded, method or "uniform", **(options or {}))
     label = method_label or (method if experts else "base")
-    result = evaluate(model, tokenizer, examples, max_new_tokens, batch_size, label=f"evaluating {label}")
-    extra_rows = []
-    for sibling in retention_files(data) if retention else []:
-        one_hop = read_jsonl(sibling, required=("prompt", "gold"))
-        kept = evaluate(model, tokenizer, one_hop, 48, batch_size, label=f"retention {sibling.stem} {label}")
-        extra_rows += kept.rows
+    settings = EvalSettings(max_new_tokens, batch_size, str(label), retention=retention)
+    result = EVALUATORS["twohop"].evaluate(model, tokenizer, data, examples, settings)
     name, version = dataset_label(data)
     formats = {ex.get("format", "direct") for ex in examples}
     cell = {
@@ -121,16 +118,7 @@ def evaluate_cell(
             "max_new_tokens": max_new_tokens,
         },
     }
-    return cell, result.rows + extra_rows, result
-
-
-def retention_files(data: Path) -> list[Path]:
-    """The one-hop files that go with a two-hop dataset file, if they are all there."""
-    task, _, rest = data.name.partition(".")
-    if task not in ("ac", "ac_cot"):
-        return []
-    files = [data.parent / f"{hop}.{rest}" for hop in ("ab", "bc")]
-    return files if all(f.is_file() for f in files) else []
+    return cell, result.rows + result.extra, result
 
 
 def _base_label(base: str | Path, path: Path) -> str:

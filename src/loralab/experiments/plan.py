@@ -36,12 +36,11 @@ from typing import Any
 
 from loralab.artifacts import META, atomic_dir, config_hash, read_json, write_json
 from loralab.errors import LoralabError
+from loralab.evaluation.evaluators import EVALUATORS
+from loralab.experiments.datasets import DATASETS
 from loralab.experiments.spec import (
     Cell,
     ExperimentSpec,
-    GraphData,
-    SetupData,
-    TwohopData,
     control_cells,
     eval_file,
     expand,
@@ -50,8 +49,7 @@ from loralab.experiments.spec import (
 from loralab.experts.config import ExpertConfig
 
 RESULTS = "results.sqlite"
-# bump when evaluation changes what a stored cell means (extraction, retention, prompt rendering)
-EVALUATOR_VERSION = "eval-1"
+EVALUATOR_VERSION = EVALUATORS["twohop"].version
 MAX_NEW_TOKENS = {"cot": 128, "direct": 48}
 EVAL_BATCH = 64
 
@@ -139,23 +137,6 @@ def base_identity(base: str | Path) -> str:
     return f"{path.name}:{config_hash([str(path.resolve()), config])}"
 
 
-def _dataset_label(data: Any, seed: int) -> str:
-    if isinstance(data, TwohopData):
-        return f"twohop-{data.variant}-{data.relations}-n{data.triplets}-t{data.templates}-s{seed}"
-    if isinstance(data, SetupData):
-        return f"{data.setup}-n{data.triplets}-b{data.bridge_triplets}-s{seed}"
-    assert isinstance(data, GraphData)
-    size = f"p{data.paths}" if data.variant == "disjoint" else f"u{data.u1}-{data.u2}-{data.u3}"
-    return f"graph-{data.variant}-{size}-t{data.templates}-s{seed}"
-
-
-def _generator(data: Any) -> str:
-    from loralab.worlds import graph, setups, twohop
-
-    module = twohop if isinstance(data, TwohopData) else setups if isinstance(data, SetupData) else graph
-    return str(module.GENERATOR_VERSION)
-
-
 def _file_hash(path: Path, cache: dict[Path, str]) -> str:
     if path not in cache:
         digest = hashlib.sha256()
@@ -216,8 +197,9 @@ def _plan_datasets(
     for name, data in cell.spec.datasets.items():
         seed = cell.seed if data.seed is None else data.seed
         resolved = {**data.model_dump(), "seed": seed}
-        key = config_hash({"spec": resolved, "generator": _generator(data)})
-        label = _dataset_label(data, seed)
+        kind = DATASETS[data.kind]
+        key = config_hash({"spec": resolved, "generator": kind.generator})
+        label = kind.label(data, seed)
         job = DatasetJob(key, label, resolved, workdir / "datasets" / f"{label}-{key}")
         if key not in datasets:
             datasets[key] = job
@@ -326,7 +308,7 @@ def _plan_cell(
 def _subset(workdir: Path, data: DatasetJob, file: str, triplets: str, with_retention: bool = False) -> Path:
     """A folder with `file` of a dataset cut to the first or second half of its triplet ids (and, for a
     two-hop evaluation file, its one-hop siblings cut alike, for retention); written once, atomically."""
-    from loralab.experiments.cell import retention_files
+    from loralab.evaluation.retention import retention_files
     from loralab.worlds.jsonl import read_jsonl, write_jsonl
 
     if triplets == "all":
@@ -359,37 +341,8 @@ def _subset(workdir: Path, data: DatasetJob, file: str, triplets: str, with_rete
 
 
 def build_dataset(job: DatasetJob) -> Path:
-    from loralab.worlds.graph import build_graph
-    from loralab.worlds.setups import build_setup
-    from loralab.worlds.twohop import build_twohop
-
-    s = dict(job.spec)
-    kind = s.pop("kind")
-    if kind == "twohop":
-        build_twohop(
-            job.path,
-            s["variant"],
-            s["triplets"],
-            relations=s["relations"],
-            templates=s["templates"],
-            dev_templates=s["dev_templates"],
-            test_templates=s["test_templates"],
-            seed=s["seed"],
-            overwrite=True,
-        )
-    elif kind == "setup":
-        build_setup(
-            job.path,
-            s["setup"],
-            s["triplets"],
-            bridge_triplets=s["bridge_triplets"],
-            seed=s["seed"],
-            templates=s["templates"],
-            overwrite=True,
-        )
-    else:
-        sizes = {k: s[k] for k in ("paths", "u1", "u2", "u3", "templates", "dev_templates", "test_templates")}
-        build_graph(job.path, s["variant"], seed=s["seed"], overwrite=True, **sizes)
+    """Write a dataset job's folder with its kind's builder (`DATASETS`)."""
+    DATASETS[job.spec["kind"]].build(job.path, job.spec)
     return job.path
 
 

@@ -48,6 +48,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loralab.errors import LoralabError, did_you_mean
+from loralab.experiments.datasets import DATASETS, GraphData, SetupData, TwohopData
 from loralab.experts.config import ExpertConfig
 
 Loc = tuple[str | int, ...]
@@ -55,45 +56,6 @@ Loc = tuple[str | int, ...]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class TwohopData(_Strict):
-    """The two-hop suite (`loralab data twohop`): tasks ab, bc, ac, ac_cot in train/dev/test files."""
-
-    kind: Literal["twohop"]
-    variant: str = Field("RR", description="FF, HH or RR")
-    relations: str = Field("spouse_born_in", description="the chain (loralab ls datasets)")
-    triplets: int = Field(100, ge=1, description="(A, B, C) triplets")
-    templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
-    dev_templates: int = Field(2, ge=0, description="templates per triplet held out for dev")
-    test_templates: int = Field(2, ge=1, description="templates per triplet held out for test")
-    seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
-
-
-class SetupData(_Strict):
-    """A setup's training mixtures (`loralab data setup`): loraK.train.jsonl and the ac / ac_cot eval files."""
-
-    kind: Literal["setup"]
-    setup: str = Field(description="a setup of `loralab ls setups`")
-    triplets: int = Field(100, ge=1, description="triplets of the evaluated dataset")
-    bridge_triplets: int = Field(100, ge=1, description="triplets of each bridge dataset")
-    templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
-    seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
-
-
-class GraphData(_Strict):
-    """The graph suite (`loralab data graph`, Appendix A.3): Rel1..Rel5, compositions, Rel1->Rel2 held out."""
-
-    kind: Literal["graph"]
-    variant: Literal["shared", "disjoint"] = "shared"
-    paths: int = Field(100, ge=1, description="disjoint: paths per composition")
-    u1: int = Field(100, ge=1, description="shared: people in U1")
-    u2: int = Field(100, ge=3, description="shared: people in U2")
-    u3: int = Field(100, ge=6, description="shared: cities in U3")
-    templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
-    dev_templates: int = Field(2, ge=0, description="templates per unit held out for dev")
-    test_templates: int = Field(2, ge=1, description="templates per unit held out for test")
-    seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
 
 
 DatasetSpec = Annotated[TwohopData | SetupData | GraphData, Field(discriminator="kind")]
@@ -399,34 +361,19 @@ def _pydantic_errors(exc: ValidationError) -> list[_Invalid]:
 
 
 def _dataset_files(data: Any) -> set[str]:
-    from loralab.worlds.graph import ATOMIC, HELD_OUT, TRAINING, task_name
-    from loralab.worlds.setups import EVAL_FILES, SETUPS
-    from loralab.worlds.twohop import SPLITS, TASKS
-
-    if isinstance(data, TwohopData):
-        return {f"{t}.{s}.jsonl" for t in TASKS for s in SPLITS}
-    if isinstance(data, SetupData):
-        return {f"{e}.train.jsonl" for e in SETUPS[data.setup].experts} | set(EVAL_FILES)
-    tasks = [task_name(r) for r in ATOMIC] + [task_name(c, cot) for c in TRAINING for cot in (False, True)]
-    held = {f"{task_name(HELD_OUT, cot)}.{s}.jsonl" for cot in (False, True) for s in ("dev", "test")}
-    return {f"{t}.{s}.jsonl" for t in tasks for s in SPLITS} | held
+    return DATASETS[data.kind].files(data)
 
 
 def _known(data: Any) -> bool:
     """Whether a dataset's files are known (a setup dataset's setup exists)."""
-    from loralab.worlds.setups import SETUPS
-
-    return not isinstance(data, SetupData) or data.setup in SETUPS
+    return DATASETS[data.kind].known(data)
 
 
 def eval_file(evaluation: Evaluation, data: Any) -> str:
     """The file an evaluation reads: its `file`, else the held-out composition in its prompting's form."""
     if evaluation.file:
         return evaluation.file
-    from loralab.worlds.graph import HELD_OUT, task_name
-
-    cot = evaluation.prompting == "cot"
-    task = task_name(HELD_OUT, cot) if isinstance(data, GraphData) else "ac_cot" if cot else "ac"
+    task = DATASETS[data.kind].held_out(evaluation.prompting == "cot")
     return f"{task}.{evaluation.split}.jsonl"
 
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from loralab.errors import LoralabError
-from loralab.evaluation.score import wilson
-from loralab.gsm.analysis import Analysis, analyze, tally
+from loralab.evaluation import Evaluation
+from loralab.gsm.analysis import analyze, tally
 from loralab.gsm.extract import gold_value
 from loralab.gsm.prompts import PROMPTS, render
 from loralab.gsm.sandbox import Limits, SandboxResult, run_code
@@ -189,34 +188,6 @@ def tir_batch(
     return [r for r in out if r is not None]
 
 
-@dataclass
-class GsmEvaluation:
-    """Per-example records (for the store), their analyses and the accuracy."""
-
-    rows: list[dict[str, Any]]
-    analyses: list[Analysis]
-    details: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def n(self) -> int:
-        return len(self.rows)
-
-    @property
-    def correct(self) -> int:
-        return sum(int(r["correct"]) for r in self.rows)
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.n if self.n else 0.0
-
-    @property
-    def ci(self) -> tuple[float, float]:
-        return wilson(self.correct, self.n)
-
-    def count(self, status: str) -> int:
-        return sum(1 for d in self.details if d["status"] == status)
-
-
 def _checked_gold(example: dict[str, Any]) -> None:
     try:
         gold_value(example["gold"])
@@ -232,7 +203,7 @@ def evaluate_gsm(
     decode: DecodeConfig | None = None,
     batch_size: int = 32,
     run: Callable[[str, Limits | None], SandboxResult] = run_code,
-) -> GsmEvaluation:
+) -> Evaluation:
     """Answer every example's question (`prompt`) with prompt style `prompt`, rendered with `tokenizer`'s chat
     template (plain text without one), grade against `gold` and analyse against `steps`."""
     if prompt not in PROMPTS:
@@ -273,11 +244,11 @@ def evaluate_gsm(
                 "limits": [r.result.limit for r in tir.runs if r.result.limit] if tir else [],
             }
         )
-    return GsmEvaluation(rows, analyses, details)
+    return Evaluation(rows, analyses=analyses, details=details)
 
 
 def cell_record(
-    result: GsmEvaluation,
+    result: Evaluation,
     *,
     run: str,
     base: str,
