@@ -195,7 +195,7 @@ def test_a_config_mistake_names_file_and_line(tmp_path: Path) -> None:
 def test_every_arithmetic_statement_of_the_base_training_is_true() -> None:
     """The arithmetic the built-in base is trained further on: every "a op b = c" (prices with $ too) holds,
     every code answer prints the stated final answer, and word problems come as often as asked."""
-    from loralab.gsm.experiment import ArithmeticSpec, arithmetic_documents
+    from loralab.gsm.arithmetic import ArithmeticSpec, arithmetic_documents
 
     spec = ArithmeticSpec(steps=1, documents=400, seed=5, word_problems=0.4, max_number=100)
     docs = arithmetic_documents(spec)
