@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loralab.report.build import RunReport
+from loralab.report.layouts import ReportTable
 from loralab.terminal import FILE_WIDTH, fit_table, min_width, print_table
 from tests.conftest import run_cli
 
@@ -83,7 +84,8 @@ def test_group_commands_have_help_examples(
 
 def _report(preset: str, familiarity: dict[str, object]) -> RunReport:
     meta = {"preset": preset, "familiarity": familiarity}
-    return RunReport("r", "e", Path("f"), Path("w"), meta, 1, 1, [], {}, "", "m")
+    controls = ReportTable("Positive controls", "", ["Control"], [], [], 1)
+    return RunReport("r", "e", Path("f"), Path("w"), meta, 1, 1, [], {}, "", "m", controls, [])
 
 
 def test_test_preset_reports_carry_a_caution() -> None:
