@@ -7,9 +7,10 @@ also evaluates each member with a role alone on its own held-out split (`control
 and the libraries' own cells:
 
 - PC1: each hop1/hop2 expert alone on its own one-hop held-out test split (ab.test / bc.test). Threshold 95%.
-- PC2: the oracle alone on the A->C held-out test (direct `ac` format: the paper's LoRA 3 is trained on
-  "relation A->C", so the oracle is trained on ac.train, direct answers; an oracle trained only on ac_cot,
-  as in the familiarity setups, is asked in that CoT form). Threshold 90%.
+- PC2: the oracle (trained on A->C alone) alone on the A->C held-out test, in the form it trained on: ac_cot
+  for an oracle trained on the CoT form (controls.yaml, the familiarity setups: libraries are asked with CoT
+  prompting, and CoT scoring needs the chain, so a direct oracle scores 0% there), ac for one trained on
+  direct answers. Threshold 90%.
 - PC3: the 3-combination library (hop1+hop2+oracle) under Arrow on the two-hop test. Threshold 70% when
   the evaluated variant is RR; on HH and FF the value is reported with no threshold (that is the
   familiarity claim itself).
