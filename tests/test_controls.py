@@ -418,7 +418,7 @@ def test_the_report_opens_with_the_controls(
         "PC1",
         "ab alone on A→B",
         "0 1",
-        "0.95",
+        "0.9500",
     )
     assert len(first["seed_values"].split()) == 2 and first["seed_t_halfwidth"] != ""
 

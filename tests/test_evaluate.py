@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -134,7 +136,7 @@ def test_store_keeps_records_linked_by_triplet_and_reports_the_columns(tmp_path:
     import sqlite3
 
     from loralab.experiments.store import add_cell, cells, connect, examples
-    from loralab.report.table import markdown, to_csv
+    from loralab.report.table import markdown, store_records, to_csv
 
     cell = {
         "run": "r", "base": "b", "dataset": "d/ac_cot.test", "dataset_version": "v", "prompting": "cot",
@@ -156,7 +158,11 @@ def test_store_keeps_records_linked_by_triplet_and_reports_the_columns(tmp_path:
     assert (row["metrics"]["twohop_given_both"].k, row["metrics"]["twohop_given_both"].n) == (1, 2)
     md = markdown([row])
     assert "two-hop given both kept" in md and "0.500 (n=2)" in md and "0.333 (n=3)" in md
-    assert "twohop_given_both_n" in to_csv([row]).splitlines()[0]
+    (written,) = csv.DictReader(io.StringIO(to_csv(store_records([row]))))
+    lo, hi = wilson(1, 2)
+    assert (written["accuracy"], written["n"], written["twohop_given_both"]) == ("0.3333", "6", "0.5000")
+    assert (written["twohop_given_both_n"], written["twohop_given_both_ci_high"]) == ("2", f"{hi:.4f}")
+    assert (written["twohop_given_both_ci_low"], written["retained_ab_n"]) == (f"{lo:.4f}", "6")
     # a database from before the retention columns is upgraded on open
     old = tmp_path / "old.sqlite"
     raw = sqlite3.connect(old)

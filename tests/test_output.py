@@ -85,7 +85,7 @@ def test_group_commands_have_help_examples(
 def _report(preset: str, familiarity: dict[str, object]) -> RunReport:
     meta = {"preset": preset, "familiarity": familiarity}
     controls = ReportTable("Positive controls", "", ["Control"], [], [], 1)
-    return RunReport("r", "e", Path("f"), Path("w"), meta, 1, 1, [], {}, "", "m", controls, [])
+    return RunReport("r", "e", Path("f"), Path("w"), meta, 1, 1, [], {}, [], "m", controls, [])
 
 
 def test_test_preset_reports_carry_a_caution() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -130,7 +131,13 @@ def test_seeds_are_pooled_and_numbers_match_the_store(
     assert expected["uniform"][0] == 2 * 8  # 4 triplets x 2 test templates, per seed
     assert "pooled over seeds 0, 1" in out and "8 of 8 cells done" in out  # 4 and 2 experts x 2 seeds alone
     report = folder / "report"
-    assert sorted(p.name for p in report.iterdir()) == ["figures", "report.csv", "report.html", "report.md"]
+    assert sorted(p.name for p in report.iterdir()) == [
+        "figures",
+        "report.csv",
+        "report.html",
+        "report.json",
+        "report.md",
+    ]
     assert (report / "figures" / "bars.png").read_bytes().startswith(PNG)
     tidy = [
         r for r in csv.DictReader(io.StringIO((report / "report.csv").read_text())) if r["section"] == "cell"
@@ -145,6 +152,59 @@ def test_seeds_are_pooled_and_numbers_match_the_store(
         assert (int(r["n"]), int(r["correct"])) == (n, correct)
         assert (float(r["ci_low"]), float(r["ci_high"])) == (round(lo, 4), round(hi, 4))
         assert r["paper_table"] == ""  # the generic layout claims no paper cell
+
+
+def test_report_json_holds_the_tidy_records_of_the_csv(
+    seeds_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report.json: the controls and one record per cell, numbers unrounded (pooled counts from the store,
+    their Wilson interval, each seed's accuracy), the same records as report.csv's rows."""
+    from loralab.experiments.plan import load_plan
+
+    folder = seeds_run / "runs" / "report-seeds.test"
+    _report(folder, monkeypatch, capsys)
+    doc = json.loads((folder / "report" / "report.json").read_text())
+    assert (doc["run"], doc["preset"], doc["cells_done"], doc["cells_total"]) == (
+        "report-seeds.test",
+        "test",
+        8,
+        8,
+    )
+    plan, stored = load_plan(folder), _stored(seeds_run)
+    per_seed: dict[str, dict[int, tuple[int, int]]] = {}
+    for cell in plan.cells:
+        if "control" not in cell.record:
+            per_seed.setdefault(cell.method, {})[int(cell.record["seed"])] = stored[cell.key]
+    assert [c["method"] for c in doc["cells"]] == ["uniform", "ties"]
+    for record in doc["cells"]:
+        seeds = per_seed[record["method"]]
+        n, correct = sum(v[0] for v in seeds.values()), sum(v[1] for v in seeds.values())
+        assert (record["section"], record["n"], record["correct"]) == ("cell", n, correct)
+        assert record["accuracy"] == correct / n and [record["ci_low"], record["ci_high"]] == list(
+            wilson(correct, n)
+        )
+        assert record["seeds"] == [0, 1] and record["seeds_done"] == [0, 1]
+        assert record["seed_values"] == [[s, c / k] for s, (k, c) in sorted(seeds.items())]
+        assert record["members"] == "ab+bc" and record["confounded"] is bool(record["confounded_reason"])
+        assert record["retained_ab_n"] == 16 and record["paper_table"] is None
+        assert list(record) == doc["columns"]
+    pc1 = doc["controls"][0]
+    assert (pc1["control"], pc1["subject"], pc1["n"], pc1["threshold"]) == (
+        "PC1",
+        "ab alone on A→B",
+        16,
+        0.95,
+    )
+    assert pc1["verdict"] == "too few questions (n<20)"
+    rows = list(csv.DictReader(io.StringIO((folder / "report" / "report.csv").read_text())))
+    assert len(rows) == len(doc["controls"]) + len(doc["cells"]) and list(rows[0]) == doc["columns"]
+    for row, record in zip(rows, [*doc["controls"], *doc["cells"]], strict=True):
+        assert (row["section"], row["n"], row["correct"]) == (
+            record["section"],
+            str(record["n"]),
+            str(record["correct"]),
+        )
+        assert row["accuracy"] == ("" if record["accuracy"] is None else f"{record['accuracy']:.4f}")
 
 
 def test_pooling_sums_counts_over_seeds_and_keeps_missing_ones_visible(seeds_run: Path) -> None:

@@ -56,8 +56,8 @@ def report_cmd(
     ] = False,
 ) -> None:
     """Report a run: its table laid out like the paper's (n, 95% interval, seeds pooled, the paper's number
-    beside ours), figures, and metadata, written as report.md, report.csv, report.html and figures/*.png;
-    the Markdown is printed. Given a results database instead, print its cells as one table.
+    beside ours), figures, and metadata, written as report.md, report.csv, report.json, report.html and
+    figures/*.png; the Markdown is printed. Given a results database instead, print its cells as one table.
 
     Example: loralab report loralab-work/runs/bridge-ablation.default
     """
@@ -88,7 +88,7 @@ def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
     """Print the result table of a results database (with retention columns where the cells have them)."""
     from loralab.evaluation.retention import by_triplet as breakdown
     from loralab.experiments.store import cells, connect, examples
-    from loralab.report.table import by_triplet_markdown, markdown, rich_table, to_csv
+    from loralab.report.table import by_triplet_markdown, markdown, rich_table, store_records, to_csv
 
     if fmt not in ("table", "markdown", "csv"):
         raise LoralabError(f"--format {fmt}: choose table, markdown or csv")
@@ -103,7 +103,7 @@ def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
     if fmt == "table":
         print_table(console, rich_table(rows), drop=RESULT_DROP)
     else:
-        sys.stdout.write(markdown(rows) if fmt == "markdown" else to_csv(rows))
+        sys.stdout.write(markdown(rows) if fmt == "markdown" else to_csv(store_records(rows)))
 
 
 def validate_cmd(

@@ -5,12 +5,14 @@ results store, keeps the stored cells whose keys are in the plan, pools them ove
 like the paper's table for the experiment (`loralab.report.layouts`). Every view opens with the positive
 controls (`loralab.report.controls`: values, intervals, verdicts), and marks the cells they confound.
 `write_report` writes ``report.md``, ``report.csv`` (the tidy table every view is drawn from, its control
-rows first), ``report.html`` (self-contained: inline CSS, figures as data URIs) and ``figures/*.png`` into
-one folder, atomically: a temp folder renamed when complete.
+rows first), ``report.json`` (the same tidy records, controls and cells apart), ``report.html``
+(self-contained: inline CSS, figures as data URIs) and ``figures/*.png`` into one folder, atomically: a temp
+folder renamed when complete.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,18 @@ from loralab.artifacts import META, atomic_dir, read_json
 from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
 from loralab.report.layouts import (
+    COLUMNS,
     ReportTable,
     build_table,
     layout_for,
     pool,
     retention_table,
     seeds_table,
-    to_csv,
+    tidy_rows,
 )
 from loralab.report.notes import FIGURE_TITLES, caution
 from loralab.report.paper import DEFAULT_MODEL
+from loralab.report.table import to_csv
 
 
 @dataclass
@@ -44,7 +48,8 @@ class RunReport:
     done: int
     tables: list[ReportTable]
     figures: dict[str, bytes]
-    csv: str
+    tidy: list[dict[str, Any]]
+    """The tidy table's records (`loralab.report.layouts.tidy_rows`): report.csv and report.json."""
     model: str
     controls: ReportTable
     control_results: list[pc.ControlResult]
@@ -71,7 +76,28 @@ class RunReport:
 
     def files(self) -> list[str]:
         """What `write_report` writes, relative to its folder."""
-        return ["report.md", "report.csv", "report.html", *(f"figures/{name}" for name in self.figures)]
+        files = ["report.md", "report.csv", "report.json", "report.html"]
+        return [*files, *(f"figures/{name}" for name in self.figures)]
+
+    @property
+    def csv(self) -> str:
+        return to_csv(self.tidy, COLUMNS)
+
+    def json(self) -> str:
+        """report.json: the run, its progress, the column order, then the tidy records of the controls and
+        of the cells (None where the CSV is empty; fractions unrounded; seed_values as [seed, accuracy])."""
+        doc = {
+            "run": self.run,
+            "experiment": self.experiment,
+            "preset": self.meta.get("preset"),
+            "cells_done": self.done,
+            "cells_total": self.total,
+            "model": self.model,
+            "columns": list(COLUMNS),
+            "controls": [r for r in self.tidy if r["section"] == "control"],
+            "cells": [r for r in self.tidy if r["section"] == "cell"],
+        }
+        return json.dumps(doc, indent=1, allow_nan=False) + "\n"
 
     def wall_time(self) -> str:
         sessions = self.meta.get("sessions", [])
@@ -157,7 +183,7 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
         len(stored),
         tables,
         figures,
-        to_csv(groups, model, pc.csv_rows(results)),
+        tidy_rows(groups, model, pc.tidy_rows(results)),
         model,
         pc.controls_table(results),
         results,
@@ -170,7 +196,7 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
 
 
 def write_report(report: RunReport, out: Path | None = None) -> Path:
-    """Write report.md, report.csv, report.html and figures/*.png into `out` (default RUN_FOLDER/report),
+    """Write report.md, report.csv, report.json, report.html and figures/*.png into `out` (default RUN_FOLDER/report),
     replacing an older report there only once the new one is complete."""
     from loralab.report.html import render_html
 
@@ -179,6 +205,7 @@ def write_report(report: RunReport, out: Path | None = None) -> Path:
         tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared report private
         (tmp / "report.md").write_text(report.markdown())
         (tmp / "report.csv").write_text(report.csv)
+        (tmp / "report.json").write_text(report.json())
         (tmp / "report.html").write_text(render_html(report))
         if report.figures:
             (tmp / "figures").mkdir()

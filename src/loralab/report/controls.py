@@ -344,34 +344,32 @@ def summary(results: Sequence[ControlResult]) -> str:
     return "Controls: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "."
 
 
-def csv_rows(results: Sequence[ControlResult]) -> list[dict[str, Any]]:
-    """The controls as rows of the tidy CSV (`loralab.report.layouts.to_csv`), fractions, not percent."""
+def tidy_rows(results: Sequence[ControlResult]) -> list[dict[str, Any]]:
+    """The controls as records of the tidy table (`loralab.report.layouts.tidy_rows`), fractions, not
+    percent."""
     rows = []
     for r in results:
-        ci = wilson(r.k, r.n) if r.n else None
-        values, mean, half = seed_columns(r.counts)
+        ci = wilson(r.k, r.n) if r.n else (None, None)
         ev = r.record.get("evaluation") or {}
         rows.append(
             {
                 "section": "control",
                 "experiment": r.record.get("experiment", ""),
                 "base": r.record.get("base", ""),
-                "grid_point": json.dumps(r.record.get("point") or {}, sort_keys=True),
+                "grid_point": r.record.get("point") or {},
                 "eval_dataset": ev.get("dataset", ""),
-                "seeds": " ".join(map(str, r.planned)),
-                "seeds_done": " ".join(map(str, sorted(r.counts))),
+                "seeds": list(r.planned),
+                "seeds_done": sorted(r.counts),
                 "n": r.n,
                 "correct": r.k,
-                "accuracy": "" if r.value is None else f"{r.value:.4f}",
-                "ci_low": f"{ci[0]:.4f}" if ci else "",
-                "ci_high": f"{ci[1]:.4f}" if ci else "",
-                "seed_values": values,
-                "seed_mean": mean,
-                "seed_t_halfwidth": half,
+                "accuracy": r.value,
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+                **seed_columns(r.counts),
                 "control": r.name,
                 "context": r.context,
                 "subject": r.subject,
-                "threshold": "" if r.threshold is None else f"{r.threshold:.2f}",
+                "threshold": r.threshold,
                 "verdict": r.verdict_text(),
             }
         )

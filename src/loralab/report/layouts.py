@@ -20,8 +20,6 @@ model (default Qwen2.5-3B-Instruct; a table that lacks it falls back to its own 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -561,7 +559,7 @@ def seeds_table(layout: Layout, groups: Sequence[Group]) -> ReportTable | None:
 
 
 # ---------------------------------------------------------------------------
-# The tidy table (CSV), the source of every other view
+# The tidy table (CSV and JSON), the source of every other view
 # ---------------------------------------------------------------------------
 
 TIDY = (
@@ -591,84 +589,82 @@ TIDY = (
     "seed_t_halfwidth",
 )
 CONTROL_COLUMNS = ("control", "context", "subject", "threshold", "verdict")
-"""Filled on the `control` rows (`loralab.report.controls.csv_rows`), empty on `cell` rows."""
+"""Filled on the `control` rows (`loralab.report.controls.tidy_rows`), empty on `cell` rows."""
+PAPER_COLUMNS = ("paper_table", "paper_model", "paper_accuracy", "paper_min", "paper_max", "paper_models")
+COLUMNS = (
+    *TIDY,
+    *CONTROL_COLUMNS,
+    "confounded",
+    "confounded_reason",
+    *(f"{k}{part}" for k in RETENTION for part in ("", "_n")),
+    *PAPER_COLUMNS,
+)
+"""The tidy table's columns, in the order report.csv writes them and report.json's records list them."""
 
 
-def _f(x: float | None) -> str:
-    return "" if x is None else f"{x:.4f}"
-
-
-def seed_columns(per_seed: dict[int, tuple[int, int]]) -> list[str]:
-    """seed_values (``SEED:ACCURACY`` pairs), seed_mean, seed_t_halfwidth (empty below two seeds)."""
+def seed_columns(per_seed: dict[int, tuple[int, int]]) -> dict[str, Any]:
+    """seed_values (``(SEED, ACCURACY)`` pairs), seed_mean, seed_t_halfwidth (None below two seeds)."""
     done = sorted((s, c / n) for s, (c, n) in per_seed.items() if n)
     found = seed_interval([v for _, v in done])
-    return [
-        " ".join(f"{s}:{v:.4f}" for s, v in done),
-        _f(found[0]) if found else "",
-        _f(found[1]) if found else "",
-    ]
+    return {
+        "seed_values": done,
+        "seed_mean": found[0] if found else None,
+        "seed_t_halfwidth": found[1] if found else None,
+    }
 
 
-def to_csv(
+def _cell_record(g: Group, model: str) -> dict[str, Any]:
+    rec, ev = g.record, g.record.get("evaluation", {})
+    ci = g.ci or (None, None)
+    row: dict[str, Any] = {
+        "section": "cell",
+        "experiment": rec.get("experiment", ""),
+        "base": g.base,
+        "grid_point": rec.get("point") or {},
+        "library": library_label(g),
+        "members": "+".join(rec.get("members", [])),
+        "targets": targets_label(g),
+        "method": rec.get("method", ""),
+        "options": rec.get("options") or {},
+        "eval_dataset": ev.get("dataset", ""),
+        "eval_split": ev.get("split", ""),
+        "prompting": ev.get("prompting", ""),
+        "eval_file": ev.get("file", ""),
+        "dataset": g.dataset,
+        "seeds": list(g.seeds),
+        "seeds_done": list(g.done),
+        "n": g.n,
+        "correct": g.correct,
+        "accuracy": g.accuracy,
+        "ci_low": ci[0],
+        "ci_high": ci[1],
+        **seed_columns(g.per_seed),
+        "confounded": bool(g.confounded) if g.done else None,
+        "confounded_reason": "; ".join(g.confounded),
+    }
+    for k in RETENTION:
+        rate = g.metrics.get(k)
+        row[k], row[f"{k}_n"] = (None, None) if rate is None else (rate.value, rate.n)
+    if g.paper is not None:
+        found, value = g.paper.value(model)
+        values = g.paper.values.values()
+        row.update(
+            paper_table=g.paper.table,
+            paper_model=found,
+            paper_accuracy=value / 100,
+            paper_min=min(values) / 100,
+            paper_max=max(values) / 100,
+            paper_models=len(g.paper.values),
+        )
+    return {c: row.get(c) for c in COLUMNS}
+
+
+def tidy_rows(
     groups: Sequence[Group], model: str = DEFAULT_MODEL, controls: Sequence[dict[str, Any]] = ()
-) -> str:
-    """The tidy table (fractions, not %): first the positive controls (`section` = control, one row per
-    control, `controls` as `loralab.report.controls.csv_rows` gives them), then one row per group (`section`
-    = cell): what it is, our pooled numbers and each seed's, retention, whether it is confounded and why,
-    and the paper's numbers."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    paper_cols = ["paper_table", "paper_model", "paper_accuracy", "paper_min", "paper_max", "paper_models"]
-    retention = [f"{k}{part}" for k in RETENTION for part in ("", "_n")]
-    header = [*TIDY, *CONTROL_COLUMNS, "confounded", "confounded_reason", *retention, *paper_cols]
-    writer.writerow(header)
-    for control in controls:
-        writer.writerow([control.get(h, "") for h in header])
-    for g in groups:
-        rec, ev = g.record, g.record.get("evaluation", {})
-        ci = g.ci or (None, None)
-        row = [
-            "cell",
-            rec.get("experiment", ""),
-            g.base,
-            point_json(g),
-            library_label(g),
-            "+".join(rec.get("members", [])),
-            targets_label(g),
-            rec.get("method", ""),
-            json.dumps(rec.get("options") or {}, sort_keys=True),
-            ev.get("dataset", ""),
-            ev.get("split", ""),
-            ev.get("prompting", ""),
-            ev.get("file", ""),
-            g.dataset,
-            " ".join(map(str, g.seeds)),
-            " ".join(map(str, g.done)),
-            g.n,
-            g.correct,
-            _f(g.accuracy),
-            _f(ci[0]),
-            _f(ci[1]),
-            *seed_columns(g.per_seed),
-            *([""] * len(CONTROL_COLUMNS)),
-            "yes" if g.confounded else ("no" if g.done else ""),
-            "; ".join(g.confounded),
-        ]
-        for k in RETENTION:
-            rate = g.metrics.get(k)
-            row += ["", ""] if rate is None else [_f(rate.value), rate.n]
-        if g.paper is None:
-            row += [""] * len(paper_cols)
-        else:
-            found, value = g.paper.value(model)
-            values = g.paper.values.values()
-            row += [
-                g.paper.table,
-                found,
-                _f(value / 100),
-                _f(min(values) / 100),
-                _f(max(values) / 100),
-                len(g.paper.values),
-            ]
-        writer.writerow(row)
-    return buf.getvalue()
+) -> list[dict[str, Any]]:
+    """The tidy table (fractions, not %), one record per row with every column of `COLUMNS` (None where
+    empty): first the positive controls (`section` = control, as `loralab.report.controls.tidy_rows` gives
+    them), then one row per group (`section` = cell): what it is, our pooled numbers and each seed's,
+    retention, whether it is confounded and why, and the paper's numbers. report.csv
+    (`loralab.report.table.to_csv`) and report.json are both written from these records."""
+    return [*({c: r.get(c) for c in COLUMNS} for r in controls), *(_cell_record(g, model) for g in groups)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,56 +86,62 @@ def by_triplet_markdown(
     return "\n".join(lines) + "\n"
 
 
-def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(
-        [
-            "run",
-            "base",
-            "dataset",
-            "dataset_version",
-            "prompting",
-            "method",
-            "library",
-            "n",
-            "correct",
-            "accuracy",
-            "ci_low",
-            "ci_high",
-        ]
-        + [f"{k}{part}" for k in RETENTION for part in ("", "_n", "_ci_low", "_ci_high")]
-    )
+STORE_COLUMNS = (
+    "run",
+    "base",
+    "dataset",
+    "dataset_version",
+    "prompting",
+    "method",
+    "library",
+    "n",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    *(f"{k}{part}" for k in RETENTION for part in ("", "_n", "_ci_low", "_ci_high")),
+)
+
+
+def store_records(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The store's cell rows as tidy records (`STORE_COLUMNS`), retention rates split into columns."""
+    records = []
     for r in rows:
+        record = {c: r.get(c) for c in STORE_COLUMNS[:12]}
         metrics = r.get("metrics") or {}
-        extra: list[str] = []
         for k in RETENTION:
             rate = metrics.get(k)
-            if rate is None:
-                extra += ["", "", "", ""]
-            else:
-                ci = rate.ci or (None, None)
-                extra += [
-                    "" if rate.value is None else f"{rate.value:.4f}",
-                    str(rate.n),
-                    "" if ci[0] is None else f"{ci[0]:.4f}",
-                    "" if ci[1] is None else f"{ci[1]:.4f}",
-                ]
-        writer.writerow(
-            [
-                r["run"],
-                r["base"],
-                r["dataset"],
-                r["dataset_version"],
-                r["prompting"],
-                r["method"],
-                r["library"],
-                r["n"],
-                r["correct"],
-                f"{r['accuracy']:.4f}",
-                f"{r['ci_low']:.4f}",
-                f"{r['ci_high']:.4f}",
-                *extra,
-            ]
-        )
+            ci = (rate.ci if rate is not None else None) or (None, None)
+            record[k] = None if rate is None else rate.value
+            record[f"{k}_n"] = None if rate is None else rate.n
+            record[f"{k}_ci_low"], record[f"{k}_ci_high"] = ci
+        records.append(record)
+    return records
+
+
+def csv_value(value: Any) -> str:
+    """One value of a tidy record as CSV text: None empty, a bool yes/no, a float to 4 decimals, a dict as
+    sorted JSON, a list space-separated, a tuple colon-joined (``SEED:ACCURACY``)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list | tuple):
+        return (":" if isinstance(value, tuple) else " ").join(csv_value(v) for v in value)
+    return str(value)
+
+
+def to_csv(records: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """The one CSV writer: tidy records (`store_records`, `loralab.report.layouts.tidy_rows`) under
+    `columns` (default: the first record's keys), each value as `csv_value` writes it."""
+    header = list(columns if columns is not None else (records[0] if records else {}))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for record in records:
+        writer.writerow([csv_value(record.get(c)) for c in header])
     return buf.getvalue()
