@@ -1,15 +1,38 @@
+"""The quick start is a spec (src/loralab/experiments/quickstart.yaml) that `loralab run` executes:
+`loralab quickstart --preset test` runs it and writes its report, a rerun adds no row, and a run killed with
+SIGKILL resumes to the same results as an uninterrupted one.
+
+At the test preset: 4 RR triplets, 8 templates (4 train, 2 dev, 2 test per triplet), so each cell asks
+4 x 2 = 8 held-out two-hop questions; A-B and B-C train on 16 rows (batch 16, 1 epoch: one optimiser step
+each), the oracle on 48 (three steps)."""
+
 from __future__ import annotations
 
+import json
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from loralab.experiments.quickstart import CELLS
+from loralab.experiments.quickstart import SPEC
 from tests.conftest import run_cli
 
 EXAMPLES = "SELECT correct FROM examples WHERE cell_id = ? AND task = 'ac_cot'"
+RUN = "quickstart.test"
+CELLS = [
+    ("base", "-"),
+    ("oracle", "A-B"),
+    ("oracle", "B-C"),
+    ("oracle", "A-C-oracle"),
+    ("uniform", "2-combination"),
+    ("arrow", "2-combination"),
+    ("uniform", "3-combination"),
+    ("arrow", "3-combination"),
+]
 
 
 def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -23,38 +46,88 @@ def test_wilson_here_matches_a_hand_value() -> None:
     assert _wilson(0, 40) == pytest.approx((0.0, 0.08762), abs=1e-5)
 
 
-def test_quickstart_on_the_test_base_writes_every_cell(
-    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from rich.console import Console
+def _rows(workdir: Path) -> list[tuple[object, ...]]:
+    """Every stored cell with its example outputs, in a canonical order."""
+    con = sqlite3.connect(workdir / "results.sqlite")
+    try:
+        return con.execute(
+            "SELECT c.key, c.method, c.library, c.n, c.correct, e.example_id, e.task, e.output, e.correct "
+            "FROM cells c JOIN examples e ON e.cell_id = c.id ORDER BY c.key, e.task, e.example_id"
+        ).fetchall()
+    finally:
+        con.close()
 
-    from loralab.experiments.quickstart import quickstart
 
-    rows = quickstart(
-        tmp_path, base="test", n_triplets=3, templates=12, max_new_tokens=8, console=Console(width=160)
+def _loralab(workdir: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LORALAB_KILL_AT"}
+    if kill_at:
+        env["LORALAB_KILL_AT"] = kill_at
+    cmd = [
+        sys.executable,
+        "-m",
+        "loralab.cli",
+        "run",
+        str(SPEC),
+        "--preset",
+        "test",
+        "--workdir",
+        str(workdir),
+    ]
+    return subprocess.run(
+        [*cmd, "--no-probe"], env=env, capture_output=True, text=True, timeout=600, check=False
     )
-    assert [(r["method"], r["library"]) for r in rows] == [(m or "base", lib) for m, lib, _ in CELLS]
-    # each cell's accuracy and interval, worked out again from its stored questions (3 triplets x 2 test
-    # templates) with the Wilson formula written out here
-    con = sqlite3.connect(tmp_path / "results.sqlite")
-    for r in rows:
-        marks = [c for (c,) in con.execute(EXAMPLES, (r["id"],))]
-        k, n = sum(marks), len(marks)
-        assert (r["n"], r["correct"], r["accuracy"]) == (6, k, k / 6) and n == 6
-        assert (r["ci_low"], r["ci_high"]) == pytest.approx(_wilson(k, n), abs=1e-7)  # its z has 6 decimals
+
+
+@pytest.fixture(scope="module")
+def quick(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`loralab quickstart --preset test`, uninterrupted; returns its workdir."""
+    work = tmp_path_factory.mktemp("quick")
+    with pytest.MonkeyPatch.context() as mp:
+        args = ["quickstart", "--preset", "test", "--workdir", str(work), "--no-probe"]
+        assert run_cli(args, mp) == 0
+    return work
+
+
+def test_quickstart_runs_its_spec_and_reports_every_cell(quick: Path) -> None:
+    doc = json.loads((quick / "runs" / RUN / "report" / "report.json").read_text())
+    assert [(c["method"], c["library"]) for c in doc["cells"]] == CELLS
+    assert (doc["cells_done"], doc["cells_total"]) == (10, 10)  # 8 cells, A-B and B-C alone on their hops
+    con = sqlite3.connect(quick / "results.sqlite")
+    ids = dict(con.execute("SELECT key, id FROM cells"))
+    plan = json.loads((quick / "runs" / RUN / "plan.json").read_text())
+    keys = {(c["method"], c["library"]): c["key"] for c in plan["cells"]}
+    for c in doc["cells"]:
+        # each cell's numbers, worked out again from its stored questions with the Wilson formula above
+        marks = [m for (m,) in con.execute(EXAMPLES, (ids[keys[(c["method"], c["library"])]],))]
+        k = sum(marks)
+        assert (c["n"], c["correct"], len(marks)) == (8, k, 8) and c["accuracy"] == k / 8
+        assert (c["ci_low"], c["ci_high"]) == pytest.approx(_wilson(k, 8), abs=1e-7)
+        # retention: 4 triplets x 2 held-out questions per hop
+        assert (c["retained_ab_n"], c["retained_bc_n"], c["retained_both_n"]) == (8, 8, 4)
     con.close()
-    assert (tmp_path / "library").is_dir() and (tmp_path / "results.sqlite").is_file()
-    # every cell carries the retention columns: 3 triplets x 2 held-out questions per hop
-    for r in rows:
-        m = r["metrics"]
-        assert (m["retained_ab"].n, m["retained_bc"].n, m["retained_both"].n) == (6, 6, 3)
-        assert m["twohop"].n == 6 and m["twohop_given_both"].n <= 6 and m["cot_step1_bridge"].n == 6
+    experts = plan["experts"]
+    assert sorted(e["name"] for e in experts) == ["A-B", "A-C-oracle", "B-C"]
+    assert {(e["config"]["targets"], e["config"]["epochs"]) for e in experts} == {("both", 1)}  # test scale
+
+
+def test_a_quickstart_rerun_adds_no_row(
+    quick: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _rows(quick)
     capsys.readouterr()
     assert (
-        run_cli(
-            ["report", str(tmp_path / "results.sqlite"), "--format", "markdown", "--by-triplet"], monkeypatch
-        )
-        == 0
+        run_cli(["quickstart", "--preset", "test", "--workdir", str(quick), "--no-probe"], monkeypatch) == 0
     )
-    out = capsys.readouterr().out
-    assert "both kept: right" in out and "two-hop given both kept" in out and out.count("| arrow |") == 4
+    assert "experts 3/3, cells 10/10 done" in capsys.readouterr().out
+    assert _rows(quick) == before and len({r[0] for r in before}) == 10
+
+
+def test_the_quickstart_spec_resumes_after_sigkill(quick: Path, tmp_path: Path) -> None:
+    # the second optimiser step is B-C's only one (experts train in spec order): killed before it is saved
+    killed = _loralab(tmp_path, kill_at="train-step:2")
+    assert killed.returncode == -9
+    assert len(list((tmp_path / "experts").glob("*/adapter_model.safetensors"))) == 1
+    resumed = _loralab(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "experts 1/3" in resumed.stdout
+    assert _rows(tmp_path) == _rows(quick)

@@ -103,6 +103,16 @@ def test_expansion_count_by_hand(tmp_path: Path) -> None:
         ),
         (("  all: [ab, bc, l1]", "  all: [ab, bc,\n    l9]"), 13, "libraries.all.2: unknown expert 'l9'"),
         (
+            ("  all: [ab, bc, l1]", "  all: []"),
+            12,
+            "libraries.all: a library without experts is evaluated only",
+        ),
+        (
+            ("  all: [ab, bc, l1]", "  all: {experts: [], methods: [{name: uniform}]}"),
+            12,
+            "libraries.all.experts: a library without experts is evaluated only with method base",
+        ),
+        (
             ("bases: [default, test]", "bases: [default, /no/such/base]"),
             2,
             "bases.1: '/no/such/base' is neither",
@@ -152,6 +162,20 @@ def test_block_style_lines_and_duplicates(tmp_path: Path) -> None:
     assert ":1: missing required key" not in error(tmp_path, text)
     assert "bases: missing required key" in error(tmp_path, GOOD.replace("bases: [default, test]\n", ""))
     assert ":3: not valid YAML" in error(tmp_path, "name: x\nbases: [a\nseeds: ]\n")
+
+
+def test_a_library_without_experts_is_the_base_row(tmp_path: Path) -> None:
+    text = GOOD.split("grid:")[0].replace(
+        "  all: [ab, bc, l1]", "  none: {experts: [], methods: [{name: base}]}"
+    )
+    cells = expand(load_spec(write(tmp_path, text)))
+    base = [c for c in cells if c.library == "none"]
+    # 2 bases x 2 evaluations x 2 seeds, one method each; the hops library keeps its 3 methods
+    assert (
+        len(base) == 8
+        and len(cells) == 8 + 24
+        and {(c.method.name, len(c.members)) for c in base} == {("base", 0)}
+    )
 
 
 def test_preset_resizes(tmp_path: Path) -> None:

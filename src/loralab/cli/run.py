@@ -9,34 +9,34 @@ from typing import Annotated
 import typer
 
 from loralab.artifacts import check_output
-from loralab.cli.options import RESULT_DROP, Base, Workdir, console, error_line
+from loralab.cli.options import RESULT_DROP, Workdir, console, error_line
 from loralab.errors import LoralabError, did_you_mean
 from loralab.terminal import print_table
 
 
 def quickstart_cmd(
     workdir: Workdir = Path("loralab-work"),
-    base: Base = "default",
-    variant: Annotated[str, typer.Option(help="FF, HH or RR")] = "RR",
-    triplets: Annotated[int, typer.Option(help="(A, B, C) triplets; 2 held-out test templates each")] = 30,
-    templates: Annotated[int, typer.Option(help="templates per relation (2 dev, 2 test, rest train)")] = 50,
-    seed: int = 0,
+    preset: Annotated[
+        str | None, typer.Option(help="scale: test, default, paper or cpu-real (default: the spec's sizes)")
+    ] = None,
+    probe: Annotated[
+        bool, typer.Option(help="store the base's familiarity probe in the run's metadata (cached per base)")
+    ] = True,
 ) -> None:
-    """Build the default base if missing, train A->B, B->C and oracle experts, evaluate them alone and
-    combined (Uniform, Arrow) on held-out two-hop questions with CoT, and print the table.
+    """The 7-minute quick start, an alias of `loralab run` on its spec (src/loralab/experiments/quickstart.yaml)
+    followed by `loralab report`: builds the default base if missing, trains A->B, B->C and oracle experts,
+    evaluates the base, each expert alone and the 2- and 3-combination (Uniform, Arrow) on held-out two-hop
+    questions with CoT, and prints the report. A rerun resumes where it stopped and adds no row.
 
     Example: loralab quickstart
     """
     from loralab.experiments.quickstart import quickstart
 
-    if variant not in ("FF", "HH", "RR"):
-        raise LoralabError(f"--variant {variant}: choose FF, HH or RR")
-    if triplets < 1:
-        raise LoralabError(f"--triplets {triplets}: must be positive")
-    if not 5 <= templates <= 50:
-        raise LoralabError(f"--templates {templates}: must be between 5 and 50")
     check_output(workdir, "--workdir")
-    quickstart(workdir, base, variant, triplets, seed, templates=templates, console=console)
+    report = quickstart(workdir, preset, console, probe)
+    sys.stdout.write(report.markdown())
+    files = ", ".join(report.files())
+    console.print(f"{report.progress()}; wrote {report.folder / 'report'} ({files})", markup=False)
 
 
 def report_cmd(

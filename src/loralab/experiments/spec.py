@@ -122,7 +122,7 @@ class Evaluation(_Strict):
 class Library(_Strict):
     """A library with methods of its own (e.g. one expert alone, evaluated once with `oracle`)."""
 
-    experts: list[str] = Field(min_length=1, description="the experts it combines")
+    experts: list[str] = Field(description="the experts it combines; none only with method `base`")
     methods: list[MethodRef] = Field(min_length=1, description="used instead of the spec's methods")
 
 
@@ -602,6 +602,9 @@ def _check_refs(spec: ExperimentSpec) -> list[_Invalid]:
                 problems.append(_Invalid(at, _unknown("expert", member, spec.experts)))
         if isinstance(entry, Library):
             _check_methods(spec, entry.methods, ("libraries", lib, "methods"), problems)
+        if not spec.members(lib) and any(m.name != "base" for m in spec.methods_of(lib)):
+            at = ("libraries", lib, "experts") if own else ("libraries", lib)
+            problems.append(_Invalid(at, "a library without experts is evaluated only with method base"))
     _check_methods(spec, spec.methods, ("methods",), problems)
     for i, ev in enumerate(spec.evaluations):
         if ev.dataset not in spec.datasets:
