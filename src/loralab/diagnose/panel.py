@@ -97,25 +97,11 @@ def diagnose(
     for part in PARTS:
         out[part] = {"skipped": "not asked for"} if part not in parts else {"skipped": "no experts"}
     if loaded and "routing" in parts:
-        if spec.kind != "router":
-            out["routing"] = {"skipped": f"{method} is a {spec.kind} (no router): routing skipped"}
+        out["routing"] = _routing(spec, pristine, tokenizer, loaded, opts, rows, outputs, own, batch_size)
+        if "skipped" in out["routing"]:
             notes.append(out["routing"]["skipped"])
-        else:
-            model = spec.fn(copy.deepcopy(pristine), loaded, **opts)
-            if outputs is None:
-                outputs = generate(
-                    model,
-                    tokenizer,
-                    [r["prompt"] for r in rows],
-                    max_new_tokens(rows),
-                    batch_size,
-                    "routing trace",
-                )
-            probes = [make_probe(tokenizer, r, o, w) for r, o, w in zip(rows, outputs, own, strict=True)]
-            out["routing"] = trace(model, probes, names)
-            if label_source is None:
-                out["routing"]["accuracy_skipped"] = "no `expert` labels"
-            del model
+        elif label_source is None:
+            out["routing"]["accuracy_skipped"] = "no `expert` labels"
     if loaded and "geometry" in parts:
         out["geometry"] = geometry(loaded, density)
     if loaded and "strength" in parts:
@@ -127,6 +113,29 @@ def diagnose(
             out["attribution"] = attribution(pristine, tokenizer, loaded, method, opts, rows)
     out["verdict"] = verdict(out)
     return out
+
+
+def _routing(
+    spec: Any,
+    pristine: Any,
+    tokenizer: Any,
+    loaded: list[Expert],
+    opts: dict[str, Any],
+    rows: Sequence[dict[str, Any]],
+    outputs: Sequence[str] | None,
+    own: list[int | None],
+    batch_size: int,
+) -> dict[str, Any]:
+    """The routing section: the router's trace over the probes (answers generated when not given), or why it
+    is skipped (a merge has no router)."""
+    if spec.kind != "router":
+        return {"skipped": f"{spec.name} is a {spec.kind} (no router): routing skipped"}
+    model = spec.fn(copy.deepcopy(pristine), loaded, **opts)
+    if outputs is None:
+        prompts = [r["prompt"] for r in rows]
+        outputs = generate(model, tokenizer, prompts, max_new_tokens(rows), batch_size, "routing trace")
+    probes = [make_probe(tokenizer, r, o, w) for r, o, w in zip(rows, outputs, own, strict=True)]
+    return trace(model, probes, [e.name for e in loaded])
 
 
 def _strength(

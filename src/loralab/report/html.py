@@ -12,8 +12,8 @@ from loralab.report.notes import FIGURE_TITLES, caution
 from loralab.report.paper import source
 
 if TYPE_CHECKING:
-    from loralab.report.build import RunReport
     from loralab.report.layouts import ReportTable
+    from loralab.report.run import RunReport
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
