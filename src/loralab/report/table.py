@@ -10,6 +10,8 @@ from typing import Any
 
 from rich.table import Table
 
+from loralab.experiments.store import CELL_COLUMNS
+
 COLUMNS = ("base", "dataset", "prompting", "method", "library", "n", "accuracy", "95% CI")
 # retention columns (evaluation/retention.py), shown when a row has them: metric key -> header
 RETENTION = {
@@ -87,18 +89,7 @@ def by_triplet_markdown(
 
 
 STORE_COLUMNS = (
-    "run",
-    "base",
-    "dataset",
-    "dataset_version",
-    "prompting",
-    "method",
-    "library",
-    "n",
-    "correct",
-    "accuracy",
-    "ci_low",
-    "ci_high",
+    *CELL_COLUMNS,
     *(f"{k}{part}" for k in RETENTION for part in ("", "_n", "_ci_low", "_ci_high")),
 )
 
