@@ -459,7 +459,9 @@ def test_cli_audit(
 GRID = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
 
 
-def test_run_diagnoses_each_cell_and_the_report_shows_it(tiny_base: Path, tmp_path: Path) -> None:
+def test_run_diagnoses_each_cell_and_the_report_shows_it(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from rich.console import Console
 
     from loralab.experiments.runner import run
@@ -493,6 +495,40 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(tiny_base: Path, tmp_pa
     assert any(t.startswith("Diagnostics per cell") for t in titles)
     assert any(t.startswith("Do the diagnostics predict?") for t in titles)
     assert "does not compose" in report.markdown()
+    # `loralab predict` pools the diagnosed cells of several run folders (here the same run twice)
+    out = tmp_path / "predict.json"
+    folders = [str(plan.folder), str(plan.folder)]
+    assert run_cli(["predict", *folders, "--json", str(out)], monkeypatch) == 0
+    pooled = json.loads(out.read_text())
+    diagnosed = [
+        c for c in plan.cells if (plan.workdir / "diagnostics" / c.key / "diagnostics.json").is_file()
+    ]
+    assert len(pooled["cells"]) == 2 * len(diagnosed) >= 4
+    assert {c["run"] for c in pooled["cells"]} == {plan.run}
+    assert run_cli(["predict", str(tmp_path)], monkeypatch) == 2
+
+
+def test_prediction_pools_scores_against_each_target() -> None:
+    from loralab.evaluation.retention import Rate
+    from loralab.report.diagnostics import prediction
+
+    def cell(acc: float, ab: int, bc: int) -> dict[str, Any]:
+        metrics = {"retained_ab": Rate(ab, 4), "retained_bc": Rate(bc, 4), "retained_both": Rate(0, 4)}
+        return {"accuracy": acc, "metrics": metrics}
+
+    found: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
+        ({"owner_coefficient": 0.5}, cell(0.0, 1, 4)),
+        ({"owner_coefficient": 0.6}, cell(0.0, 2, 3)),
+        ({"owner_coefficient": 0.7}, cell(0.0, 3, 2)),
+        ({"owner_coefficient": 0.9}, cell(0.0, 4, 1)),
+        ({"owner_coefficient": 0.8}, None),  # a diagnosed cell not stored yet is left out
+    ]
+    rhos = prediction(found)["owner_coefficient"]
+    assert rhos["A→B kept"]["rho"] == pytest.approx(1.0) and rhos["A→B kept"]["n"] == 4
+    assert rhos["B→C kept"]["rho"] == pytest.approx(-1.0)
+    # a constant target (no two-hop answer anywhere) predicts nothing: no rho, not a spurious one
+    assert rhos["two-hop accuracy"]["rho"] is None and rhos["both hops retained"]["rho"] is None
+    assert prediction(found)["delta_cos"]["A→B kept"]["n"] == 0
 
 
 def test_audit_probes_come_from_the_experts_held_out_data(twohop_dir: Path) -> None:

@@ -120,6 +120,36 @@ def audit_cmd(
     )
 
 
+def predict_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="run folders (WORKDIR/runs/NAME.SCALE), any bases")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the table and every pooled cell as JSON")
+    ] = None,
+) -> None:
+    """Do the diagnostics predict? Spearman's rho (95% bootstrap interval) between each diagnostic score and
+    the measured two-hop accuracy and retention, pooled over the diagnosed cells of several runs (say, one
+    per base), so that the scores vary enough to be tested.
+
+    Example: loralab predict loralab-work/runs/controls.default loralab-work/runs/controls-cpu-real
+    """
+    from loralab.artifacts import write_json
+    from loralab.report.diagnostics import pooled_prediction
+
+    for run in runs:
+        if not (run / "plan.json").is_file():
+            raise LoralabError(f"{run}: not a run folder (no plan.json; runs live in WORKDIR/runs/NAME)")
+    if json_out is not None and json_out.exists():
+        raise LoralabError(f"--json {json_out}: already exists")
+    table, records = pooled_prediction(runs)
+    if not records:
+        raise LoralabError(f"{', '.join(map(str, runs))}: no diagnosed cells (run with --diagnostics cheap)")
+    console.print(table.markdown(), highlight=False, markup=False, soft_wrap=True)
+    if json_out is not None:
+        payload = {"title": table.title, "header": table.header, "rows": table.body, "cells": records}
+        write_json(json_out, payload)
+        console.print(f"wrote {json_out}", highlight=False)
+
+
 def _cell(v: Any) -> str:
     return "-" if v is None else f"{v:+.2f}" if isinstance(v, float) and v < 0 else f"{v:.2f}"
 

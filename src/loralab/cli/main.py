@@ -9,7 +9,7 @@ import typer
 from loralab.cli.base import base_app
 from loralab.cli.combine import combine_cmd, eval_cmd
 from loralab.cli.data import data_app
-from loralab.cli.diagnose import audit_cmd, diagnose_cmd
+from loralab.cli.diagnose import audit_cmd, diagnose_cmd, predict_cmd
 from loralab.cli.experts import library_app, train_cmd
 from loralab.cli.gsm import gsm_app
 from loralab.cli.ls import ls_cmd
@@ -30,6 +30,7 @@ app = typer.Typer(
 for name, command in (
     ("diagnose", diagnose_cmd),
     ("audit", audit_cmd),
+    ("predict", predict_cmd),
     ("ls", ls_cmd),
     ("combine", combine_cmd),
     ("train", train_cmd),

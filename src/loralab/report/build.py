@@ -28,19 +28,7 @@ from loralab.report.layouts import (
     tidy_rows,
 )
 from loralab.report.paper import DEFAULT_MODEL
-from loralab.report.run import RunReport
-
-
-def _stored(plan: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
-    from loralab.experiments.store import cells, connect
-
-    if not plan.db.is_file():
-        return {}
-    con = connect(plan.db, create=False)
-    try:
-        return {row["key"]: row for row in cells(con, keys=keys)}
-    finally:
-        con.close()
+from loralab.report.run import RunReport, stored_cells
 
 
 def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
@@ -52,7 +40,7 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     meta_path = Path(folder) / META
     meta: dict[str, Any] = read_json(meta_path) if meta_path.is_file() else {}
     keys = list(dict.fromkeys(c.key for c in plan.cells))
-    stored = _stored(plan, keys)
+    stored = stored_cells(plan, keys)
     groups = pool(plan, stored)
     results = pc.compute_controls(plan, stored)
     pc.mark_confounded(groups, results)

@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import read_json
 from loralab.diagnose import DIAGNOSTICS
 from loralab.diagnose.validate import spearman_ci
 from loralab.report.layouts import ReportTable
+from loralab.report.run import stored_cells
 
 SCORES = (
     ("owner_coefficient", "owner coef."),
@@ -25,30 +28,29 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def diagnostics_tables(plan: Any, stored: dict[str, dict[str, Any]]) -> list[ReportTable]:
-    """Per diagnosed cell of `plan`: its labels and scores; then the scores' rank correlation with the stored
-    cells' two-hop accuracy and both-hops retention. Empty when no cell has diagnostics."""
-    rows, found = [], []
+def diagnosed(plan: Any, stored: dict[str, dict[str, Any]]) -> list[tuple[Any, dict[str, Any], Any]]:
+    """(cell job, its verdict, its stored cell or None) for every cell of `plan` with diagnostics."""
+    out = []
     for job in plan.cells:
         path = plan.workdir / "diagnostics" / job.key / DIAGNOSTICS
-        if not path.is_file():
-            continue
-        v = read_json(path).get("verdict", {})
+        if path.is_file():
+            out.append((job, read_json(path).get("verdict", {}), stored.get(job.key)))
+    return out
+
+
+def diagnostics_tables(plan: Any, stored: dict[str, dict[str, Any]]) -> list[ReportTable]:
+    """Per diagnosed cell of `plan`: its labels and scores; then the scores' rank correlation with the stored
+    cells' two-hop accuracy and retention. Empty when no cell has diagnostics."""
+    found = diagnosed(plan, stored)
+    if not found:
+        return []
+    rows = []
+    for job, v, _ in found:
         scores = v.get("scores", {})
         point = ", ".join(f"{k}={x}" for k, x in (job.record.get("point") or {}).items()) or "-"
-        rows.append(
-            [
-                job.method,
-                job.library,
-                point,
-                str(job.record.get("seed", "-")),
-                "; ".join(v.get("labels", [])) or "-",
-            ]
-            + [_num(scores.get(k)) for k, _ in SCORES]
-        )
-        found.append((scores, stored.get(job.key)))
-    if not rows:
-        return []
+        labels = "; ".join(v.get("labels", [])) or "-"
+        seed = str(job.record.get("seed", "-"))
+        rows.append([job.method, job.library, point, seed, labels] + [_num(scores.get(k)) for k, _ in SCORES])
     header = ["method", "library", "point", "seed", "verdict", *(h for _, h in SCORES)]
     per_cell = ReportTable(
         "Diagnostics per cell (loralab diagnose; thresholds in src/loralab/diagnose/verdict.py)",
@@ -59,37 +61,88 @@ def diagnostics_tables(plan: Any, stored: dict[str, dict[str, Any]]) -> list[Rep
         [],
         4,
     )
-    return [per_cell, _prediction(found)]
+    pairs = [(v.get("scores", {}), cell) for _, v, cell in found]
+    return [per_cell, prediction_table(pairs, "over the diagnosed cells of this run")]
 
 
-def _prediction(found: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> ReportTable:
-    targets = {
-        "two-hop accuracy": lambda cell: cell.get("accuracy"),
-        "both hops retained": lambda cell: (
-            m.value if (m := cell.get("metrics", {}).get("retained_both")) else None
-        ),
-    }
-    body = []
-    for key, label in SCORES:
-        line = [label]
-        for fn in targets.values():
-            pairs = [(s[key], fn(c)) for s, c in found if c is not None and s.get(key) is not None]
-            pairs = [(x, y) for x, y in pairs if y is not None]
-            r = spearman_ci([x for x, _ in pairs], [y for _, y in pairs])
-            ci = r["ci95"]
-            text = (
-                "-"
-                if r["rho"] is None
-                else f"{r['rho']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
-            )
-            line.append(f"{text} (n={r['n']})")
-        body.append(line)
+def _metric(name: str) -> Callable[[dict[str, Any]], float | None]:
+    def value(cell: dict[str, Any]) -> float | None:
+        m = (cell.get("metrics") or {}).get(name)
+        return None if m is None or not m.n else float(m.value)
+
+    return value
+
+
+TARGETS: dict[str, Callable[[dict[str, Any]], float | None]] = {
+    "two-hop accuracy": lambda cell: cell.get("accuracy"),
+    "A→B kept": _metric("retained_ab"),
+    "B→C kept": _metric("retained_bc"),
+    "both hops retained": _metric("retained_both"),
+}
+
+
+def prediction(found: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> dict[str, dict[str, Any]]:
+    """Per score and target: Spearman's rho with its bootstrap interval and n (`spearman_ci`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, _ in SCORES:
+        out[key] = {}
+        for target, fn in TARGETS.items():
+            xs: list[float] = []
+            ys: list[float] = []
+            for s, c in found:
+                y = None if c is None or s.get(key) is None else fn(c)
+                if y is not None:
+                    xs.append(float(s[key]))
+                    ys.append(y)
+            out[key][target] = spearman_ci(xs, ys)
+    return out
+
+
+def _rho(r: dict[str, Any]) -> str:
+    ci = r["ci95"]
+    if r["rho"] is None:
+        return f"- (n={r['n']})"
+    return f"{r['rho']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + f" (n={r['n']})"
+
+
+def prediction_table(found: list[tuple[dict[str, Any], dict[str, Any] | None]], scope: str) -> ReportTable:
+    """The rho of every score against every target, `scope` saying which cells were pooled."""
+    rhos = prediction(found)
+    body = [[label, *(_rho(rhos[key][t]) for t in TARGETS)] for key, label in SCORES]
     return ReportTable(
         "Do the diagnostics predict? (Spearman rho across cells, 95% bootstrap interval)",
-        "rho between each score and the cell's measured numbers, over the diagnosed cells of this run; `-`: "
-        "fewer than 3 cells, or a constant score. A rho whose interval covers 0 predicts nothing here.",
-        ["score", *targets],
+        f"rho between each score and the cell's measured numbers, {scope}; `-`: fewer than 3 cells, or a "
+        "constant score or target. A rho whose interval covers 0 predicts nothing here.",
+        ["score", *TARGETS],
         body,
         [],
         1,
     )
+
+
+def pooled_prediction(folders: list[Path]) -> tuple[ReportTable, list[dict[str, Any]]]:
+    """The prediction table over the diagnosed cells of several run folders (any bases, any workdirs), and
+    one record per pooled cell (run, method, library, point, seed, scores, measured numbers)."""
+    from loralab.experiments.plan import load_plan
+
+    found, records = [], []
+    for folder in folders:
+        plan = load_plan(folder)
+        stored = stored_cells(plan, list(dict.fromkeys(c.key for c in plan.cells)))
+        for job, v, cell in diagnosed(plan, stored):
+            scores = v.get("scores", {})
+            found.append((scores, cell))
+            measured = {t: fn(cell) if cell else None for t, fn in TARGETS.items()}
+            records.append(
+                {
+                    "run": plan.run,
+                    "method": job.method,
+                    "library": job.library,
+                    "point": job.record.get("point") or {},
+                    "seed": job.record.get("seed"),
+                    "scores": {k: scores.get(k) for k, _ in SCORES},
+                    "measured": measured,
+                }
+            )
+    names = ", ".join(Path(f).name for f in folders)
+    return prediction_table(found, f"pooled over the diagnosed cells of {names}"), records

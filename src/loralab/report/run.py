@@ -14,6 +14,19 @@ from loralab.report.notes import FIGURE_TITLES, caution
 from loralab.report.table import to_csv
 
 
+def stored_cells(plan: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The workdir's stored cells whose content keys are in `keys`, by key (empty without a store)."""
+    from loralab.experiments.store import cells, connect
+
+    if not plan.db.is_file():
+        return {}
+    con = connect(plan.db, create=False)
+    try:
+        return {row["key"]: row for row in cells(con, keys=keys)}
+    finally:
+        con.close()
+
+
 @dataclass
 class RunReport:
     """Everything a report shows; `markdown()` is what the terminal prints and report.md holds."""
