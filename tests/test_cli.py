@@ -6,7 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import typer.main
 
+from loralab.cli.main import app
+from loralab.experts.config import ExpertConfig
 from tests.conftest import run_cli
 
 
@@ -141,7 +144,11 @@ def test_cli_end_to_end(
         ),
         (
             ["train", "--data", "{good}", "--out", "{tmp}/e", "--targets", "everything", "--base", "test"],
-            "--targets:",
+            "'everything' is not one of 'mlp', 'attention', 'both'",
+        ),
+        (
+            ["train", "--data", "{good}", "--out", "{tmp}/e", "--r", "0", "--base", "test"],
+            "--r 0: Input should be greater than or equal to 1",
         ),
         (["report", "{tmp}/none.sqlite"], "none.sqlite: results database not found"),
         (["report", "{bad}"], "not a loralab results database"),
@@ -190,3 +197,38 @@ def test_train_without_out_writes_into_the_workdir_library(
     assert code == 0
     assert (tmp_path / "library" / "B-C" / "adapter_model.safetensors").is_file()
     assert '"name": "B-C"' in (tmp_path / "library" / "index.json").read_text()
+
+
+def test_train_flags_are_the_expert_config_fields() -> None:
+    """Every ExpertConfig field is a `loralab train` flag with the field's default and description, so the
+    CLI and a spec's `lora:` keys cannot disagree on a default (options.lora_options generates the flags)."""
+    command = typer.main.get_command(app).commands["train"]
+    flags = {p.name: p for p in command.params}
+    assert len(ExpertConfig.model_fields) == 9  # r alpha dropout targets lr epochs batch_size max_len seed
+    for name, field in ExpertConfig.model_fields.items():
+        flag = flags[name]
+        assert flag.opts == ["--" + name.replace("_", "-")]
+        assert (flag.default, flag.help) == (field.default, field.description), name
+    assert (flags["r"].default, flags["alpha"].default, flags["max_len"].default) == (16, 32, 512)
+
+
+def test_train_flags_reach_the_expert_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values given as flags are the config `train_expert` gets; the others are ExpertConfig's defaults."""
+    import loralab.experts.train
+
+    got: list[ExpertConfig] = []
+
+    def fake_train(
+        base: str, data: list[Path], out: Path, cfg: ExpertConfig, *_: object, **__: object
+    ) -> Path:
+        got.append(cfg)
+        out.mkdir(parents=True)
+        return out
+
+    monkeypatch.setattr(loralab.experts.train, "train_expert", fake_train)
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a", "gold": "b", "answer": "b."}\n')
+    args = ["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "lib" / "e")]
+    flags = ["--r", "4", "--targets", "attention", "--lr", "0.01", "--batch-size", "3", "--max-len", "64"]
+    assert run_cli([*args, *flags], monkeypatch) == 0
+    assert got == [ExpertConfig(r=4, alpha=32, targets="attention", lr=0.01, batch_size=3, max_len=64)]
+    assert (got[0].dropout, got[0].epochs, got[0].seed) == (0.05, None, 0)

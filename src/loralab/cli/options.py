@@ -6,14 +6,18 @@ import cycle.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
 from loralab.errors import LoralabError
+from loralab.experts.config import ExpertConfig
 from loralab.terminal import FILE_WIDTH, stdout_console
 
 # a terminal's tables fit its width; a pipe or log file gets every table whole (loralab/terminal.py)
@@ -82,3 +86,42 @@ def error_line(message: str) -> None:
     Console(stderr=True, width=FILE_WIDTH).print(
         Text.assemble(("error:", "red"), " ", line), highlight=False, soft_wrap=True
     )
+
+
+def lora_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with one option per `ExpertConfig` field in place of its `lora` parameter: the field's type,
+    default and description are the flag's type, default and help (`--batch-size` for `batch_size`), and
+    `command` receives them as one validated `lora: ExpertConfig`, so the CLI and a spec's `lora:` keys
+    cannot disagree. A value out of a field's range is one line naming its flag."""
+    fields = ExpertConfig.model_fields
+    flags = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=field.default,
+            annotation=Annotated[field.annotation, typer.Option(help=field.description)],
+        )
+        for name, field in fields.items()
+    ]
+    own = inspect.signature(command, eval_str=True).parameters
+    if "lora" not in own:
+        raise TypeError(f"{command.__name__}: lora_options needs a `lora: ExpertConfig` parameter")
+    params: list[inspect.Parameter] = []
+    for param in own.values():  # every parameter keyword-only, so the flags can stand where `lora` stood
+        params.extend(flags if param.name == "lora" else [param.replace(kind=inspect.Parameter.KEYWORD_ONLY)])
+
+    def with_lora_options(**kwargs: Any) -> None:
+        values = {name: kwargs.pop(name) for name in fields}
+        try:
+            lora = ExpertConfig(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0])
+            flag = "--" + name.replace("_", "-")
+            raise LoralabError(f"{flag} {values[name]}: {err['msg']}") from exc
+        command(lora=lora, **kwargs)
+
+    with_lora_options.__name__ = command.__name__
+    with_lora_options.__doc__ = command.__doc__
+    with_lora_options.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return with_lora_options
