@@ -26,8 +26,31 @@ console = stdout_console()
 Workdir = Annotated[Path, typer.Option(help="where artifacts are written")]
 Base = Annotated[
     str,
-    typer.Option(help="built-in preset (default, test), imported base (smollm2) or local HF model folder"),
+    typer.Option(
+        help="base preset (default, test: built-in), imported base (smollm2) or local HF model folder"
+    ),
 ]
+Scale = Annotated[
+    str | None,
+    typer.Option(
+        help="resize the spec: test, default, paper or cpu-real (loralab ls scales; default: as written)"
+    ),
+]
+
+
+def preset_alias(new: str) -> Any:
+    """`--preset`, the old name of `new` (base presets and scales were both "presets"), kept working."""
+    return typer.Option("--preset", help=f"deprecated: the old name of {new}", show_default=False)
+
+
+def renamed(new: str, value: Any, preset: Any, default: Any = None) -> Any:
+    """The value of option or argument `new`, given by its name or by the deprecated `--preset` (both, with
+    different values, is an error), else `default`."""
+    if value is not None and preset is not None and value != preset:
+        raise LoralabError(f"--preset {preset}: the old name of {new}, given as {value}; give one of them")
+    value = preset if value is None else value
+    return default if value is None else value
+
 
 OPTION_SYNTAX = (
     "--opt KEY=VALUE (also a spec's options and Python keywords): numbers and true/false as written, none "

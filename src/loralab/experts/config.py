@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TARGET_PRESETS: dict[str, tuple[str, ...]] = {
+TARGET_MODULES: dict[str, tuple[str, ...]] = {
     "mlp": ("gate_proj", "up_proj", "down_proj"),
     "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "both": ("gate_proj", "up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "o_proj"),
