@@ -1,4 +1,5 @@
-"""What every `loralab` subcommand shares: the console, common options, `--opt` parsing, the error line.
+"""What every `loralab` subcommand shares: the console, common options (--workdir, --base, --scale and the
+deprecated --preset), the LoRA flags generated from `ExpertConfig`, `--opt` parsing, the error line.
 
 Subcommand modules import from here, never from the root app (`loralab.cli.main`), so the CLI has no
 import cycle.
@@ -144,7 +145,7 @@ def lora_options(command: Callable[..., None]) -> Callable[..., None]:
             raise LoralabError(f"{flag} {values[name]}: {err['msg']}") from exc
         command(lora=lora, **kwargs)
 
-    with_lora_options.__name__ = command.__name__
-    with_lora_options.__doc__ = command.__doc__
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(with_lora_options, attribute, getattr(command, attribute))
     with_lora_options.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return with_lora_options
