@@ -18,7 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def tiny_base() -> Path:
-    """The `test` preset, built once per session (a few seconds)."""
+    """The `test` base preset, built once per session (a few seconds)."""
     from loralab.models.tiny import ensure_built
 
     return ensure_built("test")

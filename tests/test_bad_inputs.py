@@ -381,7 +381,7 @@ def test_bad_specs_and_datasets_are_one_line(
         ),
         (["validate", str(d / "tabs.yaml")], "tabs.yaml:2: not valid YAML"),
         (["validate", str(d)], f"{d}: Is a directory"),
-        (["validate", "tests/specs/tiny-grid.yaml", "--preset", "tset"], "--preset tset: choose one of"),
+        (["validate", "tests/specs/tiny-grid.yaml", "--scale", "tset"], "--scale tset: choose one of"),
         ([*eval_, str(d / "binary.jsonl")], "binary.jsonl: not a UTF-8 text file"),
         ([*eval_, str(d / "list.jsonl")], "list.jsonl:1: each line must be a JSON object"),
         ([*eval_, str(d / "missing.jsonl")], "missing.jsonl: dataset file not found"),
@@ -441,13 +441,13 @@ def test_near_miss_names_get_a_suggestion(
         ),
         (
             ["ls", "method"],
-            "ls method: choose methods, datasets, setups, presets or all; did you mean methods?",
+            "ls method: choose methods, datasets, setups, bases, scales or all; did you mean methods?",
         ),
         (
-            ["base", "build", "--preset", "defualt"],
-            "--preset defualt: unknown; choose one of default, test; did you mean default?",
+            ["base", "build", "defualt"],
+            "base preset defualt: unknown; choose one of default, test; did you mean default?",
         ),
-        (["data", "validate", str(world.data.parent), "--preset", "tests"], "did you mean test?"),
+        (["data", "validate", str(world.data.parent), "--base", "tests"], "did you mean test?"),
         (["train", "--r", "x", "--data", str(world.data)], "'--r'"),  # click's own errors are one line too
     ]
     for args, needle in cases:

@@ -6,7 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import typer.main
 
+from loralab.cli.main import app
+from loralab.experts.config import ExpertConfig
 from tests.conftest import run_cli
 
 
@@ -141,7 +144,11 @@ def test_cli_end_to_end(
         ),
         (
             ["train", "--data", "{good}", "--out", "{tmp}/e", "--targets", "everything", "--base", "test"],
-            "--targets:",
+            "'everything' is not one of 'mlp', 'attention', 'both'",
+        ),
+        (
+            ["train", "--data", "{good}", "--out", "{tmp}/e", "--r", "0", "--base", "test"],
+            "--r 0: Input should be greater than or equal to 1",
         ),
         (["report", "{tmp}/none.sqlite"], "none.sqlite: results database not found"),
         (["report", "{bad}"], "not a loralab results database"),
@@ -190,3 +197,101 @@ def test_train_without_out_writes_into_the_workdir_library(
     assert code == 0
     assert (tmp_path / "library" / "B-C" / "adapter_model.safetensors").is_file()
     assert '"name": "B-C"' in (tmp_path / "library" / "index.json").read_text()
+
+
+def test_train_flags_are_the_expert_config_fields() -> None:
+    """Every ExpertConfig field is a `loralab train` flag with the field's default and description, so the
+    CLI and a spec's `lora:` keys cannot disagree on a default (options.lora_options generates the flags)."""
+    command = typer.main.get_command(app).commands["train"]
+    flags = {p.name: p for p in command.params}
+    assert len(ExpertConfig.model_fields) == 9  # r alpha dropout targets lr epochs batch_size max_len seed
+    for name, field in ExpertConfig.model_fields.items():
+        flag = flags[name]
+        assert flag.opts == ["--" + name.replace("_", "-")]
+        assert (flag.default, flag.help) == (field.default, field.description), name
+    assert (flags["r"].default, flags["alpha"].default, flags["max_len"].default) == (16, 32, 512)
+
+
+def test_train_flags_reach_the_expert_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values given as flags are the config `train_expert` gets; the others are ExpertConfig's defaults."""
+    import loralab.experts.train
+
+    got: list[ExpertConfig] = []
+
+    def fake_train(
+        base: str, data: list[Path], out: Path, cfg: ExpertConfig, *_: object, **__: object
+    ) -> Path:
+        got.append(cfg)
+        out.mkdir(parents=True)
+        return out
+
+    monkeypatch.setattr(loralab.experts.train, "train_expert", fake_train)
+    (tmp_path / "d.jsonl").write_text('{"prompt": "a", "gold": "b", "answer": "b."}\n')
+    args = ["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "lib" / "e")]
+    flags = ["--r", "4", "--targets", "attention", "--lr", "0.01", "--batch-size", "3", "--max-len", "64"]
+    assert run_cli([*args, *flags], monkeypatch) == 0
+    assert got == [ExpertConfig(r=4, alpha=32, targets="attention", lr=0.01, batch_size=3, max_len=64)]
+    assert (got[0].dropout, got[0].epochs, got[0].seed) == (0.05, None, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["validate", "{spec}", "--preset", "huge"],
+            "--scale huge: choose one of test, default, paper, cpu-real",
+        ),
+        (["run", "{spec}", "--preset", "huge"], "--scale huge: choose one of"),
+        (["quickstart", "--preset", "huge"], "--scale huge: choose one of"),
+        (["data", "validate", "{tmp}", "--preset", "tests"], "--base tests: checks a base preset's corpus"),
+        (
+            ["base", "build", "--preset", "defualt"],
+            "base preset defualt: unknown; choose one of default, test",
+        ),
+        (
+            ["validate", "{spec}", "--scale", "test", "--preset", "paper"],
+            "--preset paper: the old name of --scale, given as test; give one of them",
+        ),
+        (
+            ["base", "build", "test", "--preset", "default"],
+            "--preset default: the old name of NAME, given as test",
+        ),
+    ],
+)
+def test_preset_is_the_deprecated_name_of_scale_and_base_preset(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--preset` (in issue texts, READMEs and users' scripts) still reaches the option it was renamed to:
+    --scale on run, validate and quickstart, NAME on base build, --base on data validate; with a different
+    value for the new name it is one line, exit 2."""
+    spec = str(Path(__file__).parent / "specs" / "tiny-grid.yaml")
+    args = [a.format(spec=spec, tmp=tmp_path) for a in args]
+    workdir = ["--workdir", str(tmp_path / "w")] if args[0] in ("run", "quickstart") else []
+    assert run_cli([*args, *workdir], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "w").exists()
+
+
+def test_preset_alias_builds_the_named_base_and_is_one_help_line(
+    tiny_base: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`base build --preset test` is `base build test`; each renamed option's help has one deprecation line."""
+    for args in (["base", "build", "test"], ["base", "build", "--preset", "test"]):
+        assert run_cli(args, monkeypatch) == 0
+        assert capsys.readouterr().out.split() == ["already", "built:", str(tiny_base)]
+    monkeypatch.setenv("COLUMNS", "200")
+    for command, new in (
+        (["run"], "--scale"),
+        (["validate"], "--scale"),
+        (["quickstart"], "--scale"),
+        (["base", "build"], "NAME"),
+        (["data", "validate"], "--base"),
+    ):
+        assert run_cli([*command, "--help"], monkeypatch) == 0
+        lines = [line for line in capsys.readouterr().out.splitlines() if "--preset" in line]
+        assert len(lines) == 1 and f"deprecated: the old name of {new}" in lines[0], command

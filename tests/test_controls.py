@@ -326,7 +326,7 @@ def test_a_role_needs_a_two_hop_dataset(
 
 
 def test_the_runner_adds_control_cells_keyed_by_content(tiny_base: Path, tmp_path: Path) -> None:
-    """Table 6 at the test preset: per variant, LoRA 1 alone on ab.test, LoRA 2 on bc.test, LoRA 4 on both;
+    """Table 6 at the test scale: per variant, LoRA 1 alone on ab.test, LoRA 2 on bc.test, LoRA 4 on both;
     LoRA 3 (trained on R12 CoT) alone on ac_cot.test is the spec's own "oracle expert" cell, so it is not
     added twice."""
     from loralab.experiments.plan import plan
@@ -376,7 +376,7 @@ def test_the_report_opens_with_the_controls(
     tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     work = tmp_path / "work"
-    args = ["run", str(SPECS / "report-seeds.yaml"), "--preset", "test", "--workdir", str(work), "--no-probe"]
+    args = ["run", str(SPECS / "report-seeds.yaml"), "--scale", "test", "--workdir", str(work), "--no-probe"]
     assert run_cli(args, monkeypatch) == 0
     folder = work / "runs" / "report-seeds.test"
     capsys.readouterr()
@@ -385,9 +385,9 @@ def test_the_report_opens_with_the_controls(
     markdown = (folder / "report" / "report.md").read_text()
     assert out.startswith(markdown)
     lines = [line for line in markdown.splitlines() if line.strip()]
-    # a test-preset report first cautions that it measures nothing, then opens with the controls
+    # a test-scale report first cautions that it measures nothing, then opens with the controls
     assert lines[0] == "# report-seeds.test" and lines[1].startswith(
-        "> **Caution: this run used preset `test`"
+        "> **Caution: this run used scale `test`"
     )
     lines = [lines[0], *lines[2:]]
     assert lines[1] == "## Positive controls"

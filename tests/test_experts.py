@@ -34,7 +34,7 @@ def test_length_buckets_cover_every_example_once() -> None:
         assert lengths[-1] - lengths[0] <= 4
 
 
-def test_target_presets_resolve_to_the_architectures_names(tiny_base: Path) -> None:
+def test_target_modules_resolve_to_the_architectures_names(tiny_base: Path) -> None:
     model, _ = load_base(tiny_base)
     assert resolve_targets(model, "mlp") == ["gate_proj", "up_proj", "down_proj"]
     assert resolve_targets(model, "attention") == ["q_proj", "k_proj", "v_proj", "o_proj"]

@@ -1,5 +1,5 @@
 """Output a person reads (issue 20, item 6): tables fit a terminal without zero-width or cut columns and are
-whole in files; the HTML familiarity section is a table; a report at preset `test` carries a caution."""
+whole in files; the HTML familiarity section is a table; a report at scale `test` carries a caution."""
 
 from __future__ import annotations
 
@@ -82,21 +82,25 @@ def test_group_commands_have_help_examples(
         assert f"Example: loralab {group} " in capsys.readouterr().out, group
 
 
-def _report(preset: str, familiarity: dict[str, object]) -> RunReport:
-    meta = {"preset": preset, "familiarity": familiarity}
+def _report(scale: str, familiarity: dict[str, object], key: str = "scale") -> RunReport:
+    meta = {key: scale, "familiarity": familiarity}
     controls = ReportTable("Positive controls", "", ["Control"], [], [], 1)
     return RunReport("r", "e", Path("f"), Path("w"), meta, 1, 1, [], {}, [], "m", controls, [])
 
 
-def test_test_preset_reports_carry_a_caution() -> None:
+def test_test_scale_reports_carry_a_caution() -> None:
     from loralab.report.html import render_html
 
-    caution = "this preset measures nothing"
+    caution = "this scale measures nothing"
     test_run, real_run = _report("test", {}), _report("default", {})
     assert caution in test_run.markdown() and caution not in real_run.markdown()
     html = render_html(test_run)
-    assert '<p class="caution">Caution: this run used preset `test`' in html
+    assert '<p class="caution">Caution: this run used scale `test`' in html
     assert caution not in render_html(real_run)
+    # a run folder written before scales had their own name says `preset` in its meta.json
+    old = _report("test", {}, key="preset")
+    assert caution in old.markdown() and "scale: test" in old.markdown()
+    assert '"scale": "test"' in old.json() and "--scale test" in old.resume_command()
 
 
 def test_html_familiarity_is_a_table() -> None:

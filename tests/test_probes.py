@@ -124,7 +124,7 @@ def test_probe_on_the_test_base(tiny_base: Path, small_pools: dict[str, fam.Pool
     # (Newton, Galileo and Tesla never married); the first 6 cities, Paris ... Vienna, each have a country
     assert pools["real_people"]["public_facts"]["n"] == 6 + 3
     assert pools["real_cities"]["public_facts"]["n"] == 6
-    assert pools["real_people"]["corpus_facts"]["n"] == 2 * 6  # all 6 are among the test preset's 40
+    assert pools["real_people"]["corpus_facts"]["n"] == 2 * 6  # all 6 are among the test base preset's 40
     assert pools["real_cities"]["corpus_facts"] is None
     assert pools["fake_people"]["public_facts"] is None and pools["fake_cities"]["corpus_facts"] is None
     answers = result["answers"]

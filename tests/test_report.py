@@ -28,7 +28,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def seeds_run(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The two-seed tiny grid, run through the CLI at the test preset; returns its workdir."""
+    """The two-seed tiny grid, run through the CLI at the test scale; returns its workdir."""
     work = tmp_path_factory.mktemp("seeds")
     with pytest.MonkeyPatch.context() as mp:
         assert (
@@ -36,7 +36,7 @@ def seeds_run(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
                 [
                     "run",
                     str(SPECS / "report-seeds.yaml"),
-                    "--preset",
+                    "--scale",
                     "test",
                     "--workdir",
                     str(work),
@@ -59,7 +59,7 @@ def bridge_report(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 [
                     "run",
                     str(SPECS / "report-bridge.yaml"),
-                    "--preset",
+                    "--scale",
                     "test",
                     "--workdir",
                     str(work),
@@ -164,7 +164,7 @@ def test_report_json_holds_the_tidy_records_of_the_csv(
     folder = seeds_run / "runs" / "report-seeds.test"
     _report(folder, monkeypatch, capsys)
     doc = json.loads((folder / "report" / "report.json").read_text())
-    assert (doc["run"], doc["preset"], doc["cells_done"], doc["cells_total"]) == (
+    assert (doc["run"], doc["scale"], doc["cells_done"], doc["cells_total"]) == (
         "report-seeds.test",
         "test",
         8,
@@ -246,8 +246,7 @@ def test_only_the_plans_cells_count(
         )
     )
     assert (
-        run_cli(["run", str(spec), "--preset", "test", "--workdir", str(work), "--no-probe"], monkeypatch)
-        == 0
+        run_cli(["run", str(spec), "--scale", "test", "--workdir", str(work), "--no-probe"], monkeypatch) == 0
     )
     assert len(_stored(work)) == 8  # the older cells (and their controls) are still in the store ...
     out = _report(work / "runs" / "report-seeds.test", monkeypatch, capsys)
@@ -271,7 +270,7 @@ def test_a_run_with_missing_cells_says_how_to_finish(
     write_json(p.folder / "plan.json", p.to_json())
     out = _report(p.folder, monkeypatch, capsys)
     assert (
-        f"8 of 12 cells done (run `loralab run {SPECS / 'report-seeds.yaml'} --preset test --workdir "
+        f"8 of 12 cells done (run `loralab run {SPECS / 'report-seeds.yaml'} --scale test --workdir "
         f"{work.resolve()}` to finish)" in out
     )
     assert all(cell.endswith("(2/3 seeds)") for cell in _table(out, "Results")[1][1:])

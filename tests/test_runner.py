@@ -1,6 +1,6 @@
 """The experiment runner: a grid end to end through the CLI, resume after SIGKILL, and the Ray executor.
 
-`tests/specs/tiny-grid.yaml` at the test preset is one dataset (4 RR triplets, 8 templates: 4 train, 2 dev,
+`tests/specs/tiny-grid.yaml` at the test scale is one dataset (4 RR triplets, 8 templates: 4 train, 2 dev,
 2 test per triplet), two experts (A->B, B->C; 16 rows, batch 16, 1 epoch: one optimiser step each) and two
 cells (uniform, ties). A cell evaluates 8 two-hop CoT questions plus 8 + 8 one-hop retention questions, each
 file one generation batch: three `eval-batch` checkpoints per cell. The runner adds the positive controls'
@@ -35,7 +35,7 @@ def _loralab(workdir: Path, *extra: str, kill_at: str | None = None) -> subproce
         "loralab.cli",
         "run",
         str(SPEC),
-        "--preset",
+        "--scale",
         "test",
         "--workdir",
         str(workdir),
@@ -93,7 +93,7 @@ def test_the_grid_runs_through_the_cli_and_a_rerun_does_nothing(
     methods = sorted({r[1] for r in rows})
     assert methods == ["oracle", "ties", "uniform"]
     stamp = {p: p.stat().st_mtime_ns for p in (reference / "experts").glob("*/meta.json")}
-    args = ["run", str(SPEC), "--preset", "test", "--workdir", str(reference), "--no-probe"]
+    args = ["run", str(SPEC), "--scale", "test", "--workdir", str(reference), "--no-probe"]
     assert run_cli(args, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "datasets 1/1, experts 2/2, cells 4/4 done" in out
@@ -179,7 +179,7 @@ def test_a_bad_spec_starts_nothing(
     bad = tmp_path / "bad.yaml"
     bad.write_text(SPEC.read_text().replace("name: ties", "name: tie"))
     workdir = tmp_path / "work"
-    assert run_cli(["run", str(bad), "--preset", "test", "--workdir", str(workdir)], monkeypatch) == 2
+    assert run_cli(["run", str(bad), "--scale", "test", "--workdir", str(workdir)], monkeypatch) == 2
     err = capsys.readouterr().err
     line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "name: tie" in t)
     assert f"bad.yaml:{line}: methods.1.name: unknown method 'tie'" in err and "Traceback" not in err
@@ -230,7 +230,7 @@ def test_library_methods_and_triplet_halves(tiny_base: Path, tmp_path: Path) -> 
         ("ab alone", "oracle"),  # the positive controls: each expert alone on its one-hop test questions
         ("bc alone", "oracle"),
     ]
-    # the test preset has 4 triplets (ids 0-3): CAT fits on triplets 0 and 1, every cell is scored on 2 and 3
+    # the test scale has 4 triplets (ids 0-3): CAT fits on triplets 0 and 1, every cell is scored on 2 and 3
     fit = Path(plan.cells[1].options["data"])
     assert {r["triplet"] for r in read_jsonl(fit)} == {0, 1} and len(
         read_jsonl(fit)

@@ -206,7 +206,7 @@ def test_cli_data_commands(
         run_cli(["data", "twohop", "--variant", "RR", "--triplets", "100", "--out", str(rr)], monkeypatch)
         == 0
     )
-    assert run_cli(["data", "validate", str(rr), "--preset", "test"], monkeypatch) == 0
+    assert run_cli(["data", "validate", str(rr), "--base", "test"], monkeypatch) == 0
     assert "valid" in capsys.readouterr().out
     bridge = ["data", "bridge", "--variant", "RR", "--disjoint-from", str(rr), "--out", str(tmp_path / "b")]
     assert run_cli([*bridge, "--triplets", "100"], monkeypatch) == 2
@@ -225,7 +225,7 @@ def test_cli_data_commands(
         str(tmp_path / "s6"),
     ]
     assert run_cli(setup, monkeypatch) == 0
-    assert run_cli(["data", "validate", str(tmp_path / "s6"), "--preset", "test"], monkeypatch) == 0
+    assert run_cli(["data", "validate", str(tmp_path / "s6"), "--base", "test"], monkeypatch) == 0
     graph = ["data", "graph", "--variant", "disjoint", "--paths", "2", "--out", str(tmp_path / "g")]
     assert run_cli(graph, monkeypatch) == 0
     for args, flag in (
@@ -235,7 +235,10 @@ def test_cli_data_commands(
         (["data", "graph", "--u3", "5"], "--u3 5"),
         (["data", "bridge", "--relations", "sibling_born_in"], "--relations sibling_born_in"),
         (["data", "validate", str(tmp_path / "nothing")], "nothing"),
-        (["data", "validate", str(rr), "--preset", "huge"], "--preset huge"),
+        (
+            ["data", "validate", str(rr), "--base", "huge"],
+            "--base huge: checks a base preset's corpus; choose default, test",
+        ),
     ):
         assert run_cli(args, monkeypatch) == 2, args
         err = capsys.readouterr().err

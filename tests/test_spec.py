@@ -1,4 +1,4 @@
-"""Experiment specs: grid expansion counted by hand, bad input named by file and line, presets, the CLI."""
+"""Experiment specs: grid expansion counted by hand, bad input named by file and line, scales, the CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from loralab.errors import LoralabError
-from loralab.experiments.spec import SCALES, apply_preset, expand, load_spec
+from loralab.experiments.spec import SCALES, apply_scale, expand, load_spec
 from tests.conftest import run_cli
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper"
@@ -178,10 +178,10 @@ def test_a_library_without_experts_is_the_base_row(tmp_path: Path) -> None:
     )
 
 
-def test_preset_resizes(tmp_path: Path) -> None:
+def test_scale_resizes(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, GOOD + "  datasets.rr.triplets: [10, 50]\n"))
     assert len(expand(spec)) == 288 * 2
-    small = apply_preset(spec, "test")
+    small = apply_scale(spec, "test")
     rr, s2 = small.datasets["rr"], small.datasets["s2"]
     assert (rr.triplets, rr.templates) == (4, 8)  # type: ignore[union-attr]
     assert (s2.triplets, s2.bridge_triplets) == (4, 4)  # type: ignore[union-attr]
@@ -192,24 +192,24 @@ def test_preset_resizes(tmp_path: Path) -> None:
     cells = expand(small)
     assert len(cells) == 6 * 24  # 1 base now, the triplets grid collapsed
     assert {c.spec.datasets["rr"].triplets for c in cells} == {4}  # type: ignore[union-attr]
-    paper = apply_preset(spec, "paper")
+    paper = apply_scale(spec, "paper")
     assert paper.datasets["rr"].triplets == 100 and paper.bases == ["default", "test"]  # type: ignore[union-attr]
     assert {e.lora.epochs for e in paper.experts.values()} == {5}
-    default = apply_preset(spec, "default")
+    default = apply_scale(spec, "default")
     assert default.datasets["rr"].triplets == 20 and default.experts["ab"].lora.epochs is None  # type: ignore[union-attr]
-    real = apply_preset(spec, "cpu-real")  # built-in bases become SmolLM2, trained at lr 1e-3 for 3 epochs
+    real = apply_scale(spec, "cpu-real")  # built-in bases become SmolLM2, trained at lr 1e-3 for 3 epochs
     assert real.bases == ["smollm2"] and real.datasets["rr"].triplets == 16  # type: ignore[union-attr]
     assert {(e.lora.lr, e.lora.epochs) for e in real.experts.values()} == {(1e-3, 3)}
     assert default.experts["ab"].lora.lr is None  # the base decides (3e-3 on a built-in base)
-    assert apply_preset(spec, None) is spec
-    with pytest.raises(LoralabError, match="--preset huge"):
-        apply_preset(spec, "huge")
+    assert apply_scale(spec, None) is spec
+    with pytest.raises(LoralabError, match="--scale huge"):
+        apply_scale(spec, "huge")
 
 
-@pytest.mark.parametrize("preset", list(SCALES))
+@pytest.mark.parametrize("scale", list(SCALES))
 @pytest.mark.parametrize("path", sorted(PAPER.glob("*.yaml")), ids=lambda p: p.name)
-def test_paper_specs_validate(path: Path, preset: str) -> None:
-    spec = load_spec(path, preset)
+def test_paper_specs_validate(path: Path, scale: str) -> None:
+    spec = load_spec(path, scale)
     assert expand(spec)
 
 
@@ -231,7 +231,7 @@ def test_cli_validate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = write(tmp_path, GOOD)
-    assert run_cli(["validate", str(good), "--preset", "test"], monkeypatch) == 0
+    assert run_cli(["validate", str(good), "--scale", "test"], monkeypatch) == 0
     assert "144 cells" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("  - name: arrow", "  - name: arow"))

@@ -7,31 +7,39 @@ from typing import Annotated
 import typer
 
 from loralab.artifacts import check_output
-from loralab.cli.options import console
+from loralab.cli.options import console, preset_alias, renamed
 
 base_app = typer.Typer(
     no_args_is_help=True,
-    help="Build the built-in base models; import a real one.\n\nExample: loralab base build --preset default",
+    help="Build the built-in base models; import a real one.\n\nExample: loralab base build default",
 )
 
 
 @base_app.command("build")
 def base_build(
-    preset: Annotated[str, typer.Option(help="which built-in base: default or test")] = "default",
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME", help="which base preset: default (if not given) or test (loralab ls bases)"
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="rebuild even if cached")] = False,
+    preset: Annotated[str | None, preset_alias("NAME")] = None,
 ) -> None:
-    """Pretrain a built-in base into $LORALAB_CACHE (default ~/.cache/loralab); skipped if already built.
+    """Pretrain a built-in base (a base preset) into $LORALAB_CACHE (default ~/.cache/loralab); skipped if
+    already built.
 
-    Example: loralab base build --preset default
+    Example: loralab base build default
     """
-    from loralab.models.tiny import build_base, preset_dir
+    from loralab.models.tiny import base_preset_dir, build_base
 
-    path = preset_dir(preset)
+    chosen: str = renamed("NAME", name, preset, "default")
+    path = base_preset_dir(chosen)
     check_output(path, "$LORALAB_CACHE")
     if (path / "meta.json").is_file() and not overwrite:
         console.print(f"already built: {path}")
         return
-    console.print(f"built {build_base(preset)}")
+    console.print(f"built {build_base(chosen)}")
 
 
 @base_app.command("import")

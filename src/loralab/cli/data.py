@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from loralab.artifacts import check_output
-from loralab.cli.options import Workdir, console, positive
+from loralab.cli.options import Workdir, console, positive, preset_alias, renamed
 from loralab.errors import LoralabError, did_you_mean
 
 data_app = typer.Typer(
@@ -270,20 +270,26 @@ def data_graph(
 @data_app.command("validate")
 def data_validate(
     path: Annotated[Path, typer.Argument(help="a dataset folder written by loralab data ...")],
-    preset: Annotated[str, typer.Option(help="the built-in base whose corpus is checked")] = "default",
+    base: Annotated[
+        str | None,
+        typer.Option(help="the base preset whose corpus is checked: default (if not given) or test"),
+    ] = None,
+    preset: Annotated[str | None, preset_alias("--base")] = None,
 ) -> None:
     """Check a dataset: splits, leaks into training, answers, entities, and what the built-in base has seen.
 
     Example: loralab data validate loralab-work/data/setup-2-n100-s0
     """
-    from loralab.models.tiny import PRESETS
+    from loralab.models.tiny import BASE_PRESETS
     from loralab.worlds.validate import validate_dataset
 
-    if preset not in PRESETS:
+    chosen: str = renamed("--base", base, preset, "default")
+    if chosen not in BASE_PRESETS:
+        hint = did_you_mean(chosen, BASE_PRESETS)
         raise LoralabError(
-            f"--preset {preset}: choose one of {', '.join(PRESETS)}{did_you_mean(preset, PRESETS)}"
+            f"--base {chosen}: checks a base preset's corpus; choose {', '.join(BASE_PRESETS)}{hint}"
         )
-    result = validate_dataset(path, preset)
+    result = validate_dataset(path, chosen)
     for line in result.lines():
         console.print(line, highlight=False, markup=False)
     problems = result.problems

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from loralab.artifacts import check_output
-from loralab.cli.options import Base, Workdir, console
+from loralab.cli.options import Base, Workdir, console, lora_options
 from loralab.errors import LoralabError
+from loralab.experts.config import ExpertConfig
 from loralab.terminal import plain, print_table
 
 library_app = typer.Typer(
@@ -17,54 +18,33 @@ library_app = typer.Typer(
 )
 
 
+@lora_options
 def train_cmd(
     data: Annotated[list[Path], typer.Option(help="JSONL file(s) with prompt and answer; repeatable")],
     out: Annotated[Path | None, typer.Option(help="expert folder (default WORKDIR/library/NAME)")] = None,
     name: Annotated[str | None, typer.Option(help="expert name, used when --out is not given")] = None,
     base: Base = "default",
-    r: Annotated[int, typer.Option(help="LoRA rank")] = 16,
-    alpha: Annotated[int, typer.Option(help="LoRA alpha")] = 32,
-    dropout: Annotated[float, typer.Option(help="LoRA dropout")] = 0.05,
-    targets: Annotated[str, typer.Option(help="mlp, attention or both")] = "mlp",
-    lr: Annotated[float | None, typer.Option(help="default 3e-3 on a built-in base, else 1e-4")] = None,
-    epochs: Annotated[int | None, typer.Option(help="default 6 on a built-in base, else 5")] = None,
-    batch_size: int = 16,
-    seed: int = 0,
+    *,
+    lora: ExpertConfig,  # one flag per field (options.lora_options)
     overwrite: bool = False,
     workdir: Workdir = Path("loralab-work"),
 ) -> None:
-    """Train one LoRA expert (PEFT format + meta.json); its library's index.json is refreshed.
+    """Train one LoRA expert (PEFT format + meta.json); its library's index.json is refreshed. The LoRA flags
+    (--r to --seed) are the fields of `ExpertConfig`, the `lora:` keys of an expert in a spec.
 
     Example: loralab train --data loralab-work/data/twohop-RR-n100-s0/ab.train.jsonl --out lib/A-B
     """
-    from pydantic import ValidationError
-
-    from loralab.experts.config import ExpertConfig
     from loralab.experts.library import write_index
     from loralab.experts.train import train_expert
     from loralab.worlds.jsonl import read_jsonl
 
-    try:
-        cfg = ExpertConfig(
-            r=r,
-            alpha=alpha,
-            dropout=dropout,
-            targets=targets,
-            lr=lr,
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-        )
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise LoralabError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from exc
     if out is None and not name:
         raise LoralabError("--out or --name: say where the expert goes")
     folder = out or workdir / "library" / str(name)
     check_output(folder, "--out" if out else "--workdir", inputs=data, new=not overwrite)
     for file in data:
         read_jsonl(file)
-    path = train_expert(base, data, folder, cfg, name, overwrite=overwrite)
+    path = train_expert(base, data, folder, lora, name, overwrite=overwrite)
     write_index(path.parent)
     console.print(f"wrote {path}")
 

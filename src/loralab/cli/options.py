@@ -1,4 +1,5 @@
-"""What every `loralab` subcommand shares: the console, common options, `--opt` parsing, the error line.
+"""What every `loralab` subcommand shares: the console, common options (--workdir, --base, --scale and the
+deprecated --preset), the LoRA flags generated from `ExpertConfig`, `--opt` parsing, the error line.
 
 Subcommand modules import from here, never from the root app (`loralab.cli.main`), so the CLI has no
 import cycle.
@@ -6,14 +7,18 @@ import cycle.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
 from loralab.errors import LoralabError
+from loralab.experts.config import ExpertConfig
 from loralab.terminal import FILE_WIDTH, stdout_console
 
 # a terminal's tables fit its width; a pipe or log file gets every table whole (loralab/terminal.py)
@@ -22,8 +27,31 @@ console = stdout_console()
 Workdir = Annotated[Path, typer.Option(help="where artifacts are written")]
 Base = Annotated[
     str,
-    typer.Option(help="built-in preset (default, test), imported base (smollm2) or local HF model folder"),
+    typer.Option(
+        help="base preset (default, test: built-in), imported base (smollm2) or local HF model folder"
+    ),
 ]
+Scale = Annotated[
+    str | None,
+    typer.Option(
+        help="resize the spec: test, default, paper or cpu-real (loralab ls scales; default: as written)"
+    ),
+]
+
+
+def preset_alias(new: str) -> Any:
+    """`--preset`, the old name of `new` (base presets and scales were both "presets"), kept working."""
+    return typer.Option("--preset", help=f"deprecated: the old name of {new}", show_default=False)
+
+
+def renamed(new: str, value: Any, preset: Any, default: Any = None) -> Any:
+    """The value of option or argument `new`, given by its name or by the deprecated `--preset` (both, with
+    different values, is an error), else `default`."""
+    if value is not None and preset is not None and value != preset:
+        raise LoralabError(f"--preset {preset}: the old name of {new}, given as {value}; give one of them")
+    value = preset if value is None else value
+    return default if value is None else value
+
 
 OPTION_SYNTAX = (
     "--opt KEY=VALUE (also a spec's options and Python keywords): numbers and true/false as written, none "
@@ -82,3 +110,42 @@ def error_line(message: str) -> None:
     Console(stderr=True, width=FILE_WIDTH).print(
         Text.assemble(("error:", "red"), " ", line), highlight=False, soft_wrap=True
     )
+
+
+def lora_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with one option per `ExpertConfig` field in place of its `lora` parameter: the field's type,
+    default and description are the flag's type, default and help (`--batch-size` for `batch_size`), and
+    `command` receives them as one validated `lora: ExpertConfig`, so the CLI and a spec's `lora:` keys
+    cannot disagree. A value out of a field's range is one line naming its flag."""
+    fields = ExpertConfig.model_fields
+    flags = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=field.default,
+            annotation=Annotated[field.annotation, typer.Option(help=field.description)],
+        )
+        for name, field in fields.items()
+    ]
+    own = inspect.signature(command, eval_str=True).parameters
+    if "lora" not in own:
+        raise TypeError(f"{command.__name__}: lora_options needs a `lora: ExpertConfig` parameter")
+    params: list[inspect.Parameter] = []
+    for param in own.values():  # every parameter keyword-only, so the flags can stand where `lora` stood
+        params.extend(flags if param.name == "lora" else [param.replace(kind=inspect.Parameter.KEYWORD_ONLY)])
+
+    def with_lora_options(**kwargs: Any) -> None:
+        values = {name: kwargs.pop(name) for name in fields}
+        try:
+            lora = ExpertConfig(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0])
+            flag = "--" + name.replace("_", "-")
+            raise LoralabError(f"{flag} {values[name]}: {err['msg']}") from exc
+        command(lora=lora, **kwargs)
+
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(with_lora_options, attribute, getattr(command, attribute))
+    with_lora_options.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return with_lora_options

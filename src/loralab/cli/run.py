@@ -9,19 +9,18 @@ from typing import Annotated
 import typer
 
 from loralab.artifacts import check_output
-from loralab.cli.options import RESULT_DROP, Workdir, console, error_line
+from loralab.cli.options import RESULT_DROP, Scale, Workdir, console, error_line, preset_alias, renamed
 from loralab.errors import LoralabError, did_you_mean
 from loralab.terminal import print_table
 
 
 def quickstart_cmd(
     workdir: Workdir = Path("loralab-work"),
-    preset: Annotated[
-        str | None, typer.Option(help="scale: test, default, paper or cpu-real (default: the spec's sizes)")
-    ] = None,
+    scale: Scale = None,
     probe: Annotated[
         bool, typer.Option(help="store the base's familiarity probe in the run's metadata (cached per base)")
     ] = True,
+    preset: Annotated[str | None, preset_alias("--scale")] = None,
 ) -> None:
     """The 7-minute quick start, an alias of `loralab run` on its spec (src/loralab/experiments/quickstart.yaml)
     followed by `loralab report`: builds the default base if missing, trains A->B, B->C and oracle experts,
@@ -33,7 +32,7 @@ def quickstart_cmd(
     from loralab.experiments.quickstart import quickstart
 
     check_output(workdir, "--workdir")
-    report = quickstart(workdir, preset, console, probe)
+    report = quickstart(workdir, renamed("--scale", scale, preset), console, probe)
     sys.stdout.write(report.markdown())
     files = ", ".join(report.files())
     console.print(f"{report.progress()}; wrote {report.folder / 'report'} ({files})", markup=False)
@@ -41,7 +40,7 @@ def quickstart_cmd(
 
 def report_cmd(
     path: Annotated[
-        Path, typer.Argument(help="a run folder (WORKDIR/runs/NAME[.PRESET]) or a results database (.sqlite)")
+        Path, typer.Argument(help="a run folder (WORKDIR/runs/NAME[.SCALE]) or a results database (.sqlite)")
     ],
     out: Annotated[
         Path | None, typer.Option(help="run folder: where the report goes (default RUN_FOLDER/report)")
@@ -108,16 +107,17 @@ def _report_db(db: Path, fmt: str, run: str | None, by_triplet: bool) -> None:
 
 def validate_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML)")],
-    preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
+    scale: Scale = None,
+    preset: Annotated[str | None, preset_alias("--scale")] = None,
 ) -> None:
     """Check an experiment spec without running anything: keys, types, names, option ranges, grid; print what
     it expands to, or every problem found (one line each).
 
-    Example: loralab validate experiments/paper/bridge-ablation.yaml --preset default
+    Example: loralab validate experiments/paper/bridge-ablation.yaml --scale default
     """
     from loralab.experiments.spec import check_spec, summary
 
-    loaded, problems = check_spec(spec, preset)
+    loaded, problems = check_spec(spec, renamed("--scale", scale, preset))
     if loaded is None:
         for line in problems:
             error_line(line)
@@ -127,7 +127,7 @@ def validate_cmd(
 
 def run_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML), e.g. experiments/paper/*.yaml")],
-    preset: Annotated[str | None, typer.Option(help="scale: test, default, paper or cpu-real")] = None,
+    scale: Scale = None,
     workdir: Workdir = Path("loralab-work"),
     executor: Annotated[str, typer.Option(help="local (one process) or ray")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: the cluster to join (default: start one)")] = None,
@@ -137,19 +137,21 @@ def run_cmd(
     diagnostics: Annotated[
         str, typer.Option(help="per cell: cheap (routing, geometry), full (+ strength, attribution) or none")
     ] = "cheap",
+    preset: Annotated[str | None, preset_alias("--scale")] = None,
 ) -> None:
     """Run an experiment: build its datasets, train its experts, evaluate every cell; resume where it stopped.
 
     Every artifact is named by the hash of what determines it, so rerunning (after a crash, or with a spec
     that shares experts) only does what is missing. Results go to WORKDIR/results.sqlite; the run's folder
-    is WORKDIR/runs/NAME[.PRESET] (loralab status / loralab report take it).
+    is WORKDIR/runs/NAME[.SCALE] (loralab status / loralab report take it).
 
-    Example: loralab run experiments/paper/bridge-ablation.yaml --preset default
+    Example: loralab run experiments/paper/bridge-ablation.yaml --scale default
     """
     from loralab.experiments.runner import run
     from loralab.experiments.spec import load_spec
 
-    loaded = load_spec(spec, preset)
+    scale = renamed("--scale", scale, preset)
+    loaded = load_spec(spec, scale)
     if address is not None and executor != "ray":
         raise LoralabError("--address: only with --executor ray")
     if executor not in ("local", "ray"):
@@ -162,12 +164,12 @@ def run_cmd(
     levels = {"cheap": CHEAP, "full": PARTS, "none": ()}
     if diagnostics not in levels:
         raise LoralabError(f"--diagnostics {diagnostics}: choose cheap, full or none")
-    plan = run(loaded, workdir, preset, executor, address, console, probe, str(spec), levels[diagnostics])
+    plan = run(loaded, workdir, scale, executor, address, console, probe, str(spec), levels[diagnostics])
     console.print(f"report: loralab report {plan.folder}", highlight=False)
 
 
 def status_cmd(
-    run_folder: Annotated[Path, typer.Argument(help="a run folder, WORKDIR/runs/NAME[.PRESET]")],
+    run_folder: Annotated[Path, typer.Argument(help="a run folder, WORKDIR/runs/NAME[.SCALE]")],
     all_items: Annotated[bool, typer.Option("--all", help="list done items too")] = False,
 ) -> None:
     """What a run has done and what remains (datasets, experts, cells), and its sessions so far.

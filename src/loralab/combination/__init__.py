@@ -149,7 +149,7 @@ def _check_same_modules(experts: list[Expert]) -> None:
 def combine(base: Any, experts: Sequence[Path | str | Expert], method: str, **options: Any) -> Any:
     """The base model with `experts` combined by `method`; ready for evaluation and `generate`.
 
-    `base` is a preset name, a model folder, a loaded model, or a (model, tokenizer) pair (loaded models are
+    `base` is a base name, a model folder, a loaded model, or a (model, tokenizer) pair (loaded models are
     changed in place). Merges add the merged delta to each adapted weight; routers replace each adapted
     linear layer by a routing module; learned methods fit their weights on `data`, then merge.
     """

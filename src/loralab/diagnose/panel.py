@@ -61,7 +61,7 @@ def diagnose(
 ) -> dict[str, Any]:
     """The diagnostics of `experts` combined by `method` on probe `rows` (prompt, gold, ...).
 
-    `base` is a preset, a folder or a (model, tokenizer) pair (copied, never changed). `outputs` are the
+    `base` is a base name, a folder or a (model, tokenizer) pair (copied, never changed). `outputs` are the
     combination's own answers to `rows` when already known (a cell's evaluation); else they are generated
     for the routing trace. Sections not in `parts`, or that do not apply, hold {"skipped": reason}.
     """

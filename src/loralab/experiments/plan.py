@@ -118,8 +118,9 @@ class Plan:
         }
 
 
-def run_name(spec: ExperimentSpec, preset: str | None) -> str:
-    return f"{spec.name}.{preset}" if preset else spec.name
+def run_name(spec: ExperimentSpec, scale: str | None) -> str:
+    """The run folder's name: NAME.SCALE, or NAME for a spec run as written."""
+    return f"{spec.name}.{scale}" if scale else spec.name
 
 
 # ---------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def run_name(spec: ExperimentSpec, preset: str | None) -> str:
 
 
 def base_identity(base: str | Path) -> str:
-    """What a base contributes to a hash: a built-in preset's folder name (it holds the build's hash), or a
+    """What a base contributes to a hash: a base preset's folder name (it holds the build's hash), or a
     folder's path and config."""
     from loralab.models.load import resolve_base
 
@@ -150,7 +151,7 @@ def _file_hash(path: Path, cache: dict[Path, str]) -> str:
 def plan(
     spec: ExperimentSpec,
     workdir: Path,
-    preset: str | None = None,
+    scale: str | None = None,
     on_build: Callable[[DatasetJob], None] | None = None,
 ) -> Plan:
     """Every job the spec needs, deduplicated by content.
@@ -183,7 +184,7 @@ def plan(
         if control.key not in have:
             have.add(control.key)
             cells.append(control)
-    return Plan(run_name(spec, preset), workdir, datasets, experts, cells)
+    return Plan(run_name(spec, scale), workdir, datasets, experts, cells)
 
 
 def _plan_datasets(

@@ -23,15 +23,15 @@ SPEC = Path(__file__).with_name("quickstart.yaml")
 
 def quickstart(
     workdir: Path,
-    preset: str | None = None,
+    scale: str | None = None,
     console: Console | None = None,
     probe: bool = True,
     diagnostics: tuple[str, ...] = ("routing", "geometry"),
 ) -> RunReport:
-    """Run (or resume) the quick-start spec at the scale `preset` (None: the spec as written) in `workdir`,
+    """Run (or resume) the quick-start spec at `scale` (None: the spec as written) in `workdir`,
     write its report into RUN_FOLDER/report and return it."""
-    spec = load_spec(SPEC, preset)
-    plan = run(spec, workdir, preset, "local", None, console, probe, str(SPEC), diagnostics)
+    spec = load_spec(SPEC, scale)
+    plan = run(spec, workdir, scale, "local", None, console, probe, str(SPEC), diagnostics)
     report = build_report(plan.folder)
     write_report(report)
     return report

@@ -84,7 +84,7 @@ def _familiarity(base: str) -> Any:
 def run(
     spec: ExperimentSpec,
     workdir: Path,
-    preset: str | None = None,
+    scale: str | None = None,
     executor: str = "local",
     address: str | None = None,
     console: Console | None = None,
@@ -92,7 +92,8 @@ def run(
     spec_path: str | None = None,
     diagnostics: Sequence[str] = ("routing", "geometry"),
 ) -> Plan:
-    """Run (or resume) every missing job of the spec; return the plan (results are in `plan.db`). With
+    """Run (or resume) every missing job of the spec (already resized for `scale`, which names the run
+    folder); return the plan (results are in `plan.db`). With
     `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached).
     `diagnostics`: the parts of `loralab.diagnose` measured per evaluated cell (local executor), kept in
     WORKDIR/diagnostics/CELL_KEY/."""
@@ -106,18 +107,18 @@ def run(
         swept = _sweep_partials(workdir)
         if swept:
             console.print(f"removed {swept} partial artifact(s) of an interrupted run; they are redone")
-        p = plan(spec, workdir, preset, lambda d: console.print(f"  building dataset {d.path.name}"))
+        p = plan(spec, workdir, scale, lambda d: console.print(f"  building dataset {d.path.name}"))
         write_json(p.folder / "spec.json", spec.model_dump())
         write_json(p.folder / "plan.json", p.to_json())
         meta_path = p.folder / META
         meta = read_json(meta_path) if meta_path.is_file() else {"sessions": []}
         session: dict[str, Any] = {
-            "preset": preset,
+            "scale": scale,
             "executor": executor,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         meta["sessions"].append(session)
-        meta.update(name=spec.name, run=p.run, preset=preset, spec_path=spec_path, **provenance())
+        meta.update(name=spec.name, run=p.run, scale=scale, spec_path=spec_path, **provenance())
         if probe:
             console.print("familiarity probe of the base(s) (once per base; --no-probe skips it)")
             meta["familiarity"] = {b: _familiarity(b) for b in spec.bases}

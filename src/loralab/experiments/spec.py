@@ -3,7 +3,7 @@
 A spec names base models, datasets (built by `loralab data ...`), experts trained on parts of those datasets,
 libraries of experts, combination methods with their options, evaluation sets and seeds::
 
-    bases: [default]                      # a built-in preset (loralab ls presets) or a local HF folder
+    bases: [default]                      # a base preset or imported base (loralab ls bases), or a folder
     datasets:
       data: {kind: setup, setup: setup-2}
     experts:
@@ -30,8 +30,8 @@ adds to the plan.
 
 `load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
 experts, bases) and the files it asks of each dataset; any mistake is one `LoralabError` line,
-``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale preset (`SCALES`: test, default,
-paper, cpu-real) without touching what it compares.
+``FILE:LINE: key.path: why``. `apply_scale` resizes a spec for a *scale* (`SCALES`: test, default, paper,
+cpu-real; `loralab run SPEC --scale NAME`) without touching what it compares.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ class ExperimentSpec(_Strict):
 
     name: str = Field(description="the experiment's name (results are stored under it)")
     description: str = ""
-    bases: list[str] = Field(min_length=1, description="built-in presets or local HF model folders")
+    bases: list[str] = Field(
+        min_length=1, description="base presets, imported bases or local HF model folders"
+    )
     datasets: dict[str, DatasetSpec] = Field(min_length=1)
     experts: dict[str, ExpertSpec] = Field(min_length=1)
     libraries: dict[str, list[str] | Library] = Field(
@@ -186,12 +188,12 @@ class Cell:
 
 
 # ---------------------------------------------------------------------------
-# Scale presets
+# Scales
 # ---------------------------------------------------------------------------
 
 
 class Scale(_Strict):
-    """Sizes a preset sets wherever a spec has them (None: the spec's own value)."""
+    """A scale: the sizes it sets wherever a spec has them (None: the spec's own value)."""
 
     triplets: int | None = None
     bridge_triplets: int | None = None
@@ -240,18 +242,16 @@ def _sizes(data: Any, scale: Scale) -> dict[str, int]:
     return {k: v for k, v in sizes.items() if v is not None and k in fields}
 
 
-def apply_preset(spec: ExperimentSpec, preset: str | None) -> ExperimentSpec:
-    """`spec` resized for a scale preset: dataset sizes, epochs, built-in base. A grid over a size the preset
-    sets collapses to the preset's value. None leaves the spec as written."""
-    if preset is None:
+def apply_scale(spec: ExperimentSpec, name: str | None) -> ExperimentSpec:
+    """`spec` resized for the scale `name`: dataset sizes, epochs, built-in base. A grid over a size the
+    scale sets collapses to the scale's value. None leaves the spec as written."""
+    if name is None:
         return spec
-    if preset not in SCALES:
-        raise LoralabError(
-            f"--preset {preset}: choose one of {', '.join(SCALES)}{did_you_mean(preset, SCALES)}"
-        )
-    from loralab.models.tiny import PRESETS
+    if name not in SCALES:
+        raise LoralabError(f"--scale {name}: choose one of {', '.join(SCALES)}{did_you_mean(name, SCALES)}")
+    from loralab.models.tiny import BASE_PRESETS
 
-    scale = SCALES[preset]
+    scale = SCALES[name]
     sized: dict[str, float] = {
         f"datasets.{k}.{f}": v for k, d in spec.datasets.items() for f, v in _sizes(d, scale).items()
     }
@@ -265,7 +265,7 @@ def apply_preset(spec: ExperimentSpec, preset: str | None) -> ExperimentSpec:
         }
     bases = spec.bases
     if scale.builtin_base is not None:
-        bases = list(dict.fromkeys(scale.builtin_base if b in PRESETS else b for b in bases))
+        bases = list(dict.fromkeys(scale.builtin_base if b in BASE_PRESETS else b for b in bases))
     grid = {path: [sized[path]] if path in sized else values for path, values in spec.grid.items()}
     update = {"datasets": datasets, "experts": experts, "bases": bases, "grid": grid}
     return spec.model_copy(update=update)
@@ -671,9 +671,9 @@ def _blame_grid(err: _Invalid, point: dict[str, Any], grid: dict[str, list[Any]]
     return err
 
 
-def check_spec(path: Path, preset: str | None = None) -> tuple[ExperimentSpec | None, list[str]]:
-    """(the spec, []) or (None, every problem found), each one line ``FILE:LINE: key.path: why``. A file that
-    cannot be read or parsed is one problem."""
+def check_spec(path: Path, scale: str | None = None) -> tuple[ExperimentSpec | None, list[str]]:
+    """(the spec at `scale`, []) or (None, every problem found), each one line ``FILE:LINE: key.path: why``.
+    A file that cannot be read or parsed is one problem."""
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -695,7 +695,7 @@ def check_spec(path: Path, preset: str | None = None) -> tuple[ExperimentSpec | 
     except (RecursionError, ValueError) as exc:  # nesting too deep, or a value YAML cannot hold
         return None, [f"{path}: not valid YAML ({type(exc).__name__})"]
     try:
-        return apply_preset(_validate(raw), preset), []
+        return apply_scale(_validate(raw), scale), []
     except _Invalid as err:
         return None, [_located(path, err, lines)]
     except _Problems as many:
@@ -710,10 +710,11 @@ def _located(path: Path, err: _Invalid, lines: dict[Loc, int]) -> str:
     return f"{path}:{err.line or _line_of(err.loc, lines)}: {prefix}{err.message}"
 
 
-def load_spec(path: Path, preset: str | None = None) -> ExperimentSpec:
-    """Read and check a spec; an error is one line, ``FILE:LINE: key.path: why`` (the first problem, with how
-    many more there are: `loralab validate` lists them all)."""
-    spec, problems = check_spec(path, preset)
+def load_spec(path: Path, scale: str | None = None) -> ExperimentSpec:
+    """Read and check a spec, resized for `scale` (`apply_scale`); an error is one line,
+    ``FILE:LINE: key.path: why`` (the first problem, with how many more there are: `loralab validate` lists
+    them all)."""
+    spec, problems = check_spec(path, scale)
     if spec is None:
         more = f" (and {len(problems) - 1} more: loralab validate lists them)" if len(problems) > 1 else ""
         raise LoralabError(problems[0] + more)

@@ -1,4 +1,5 @@
-"""What an expert is trained with (typed once; the CLI's help comes from these descriptions)."""
+"""What an expert is trained with, typed once: `loralab train`'s LoRA flags and a spec's `lora:` keys are the
+fields of `ExpertConfig`, their defaults and help its defaults and descriptions."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TARGET_PRESETS: dict[str, tuple[str, ...]] = {
+TARGET_MODULES: dict[str, tuple[str, ...]] = {
     "mlp": ("gate_proj", "up_proj", "down_proj"),
     "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "both": ("gate_proj", "up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "o_proj"),
@@ -22,7 +23,9 @@ DEFAULT_EPOCHS = 5
 
 
 class ExpertConfig(BaseModel):
-    """LoRA and optimisation settings of one expert."""
+    """LoRA and optimisation settings of one expert: the only LoRA config. `loralab train` has one flag per
+    field (`cli.options.lora_options`: `--batch-size` for `batch_size`) and an expert of a spec its `lora:`
+    mapping (`experiments.spec.ExpertSpec`), so a default or a range cannot differ between the two."""
 
     model_config = ConfigDict(extra="forbid")
     r: int = Field(16, ge=1, description="LoRA rank (paper: 16)")

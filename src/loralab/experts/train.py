@@ -16,7 +16,7 @@ from loralab.errors import LoralabError
 from loralab.experts.config import (
     DEFAULT_EPOCHS,
     PAPER_LR,
-    TARGET_PRESETS,
+    TARGET_MODULES,
     TINY_BASE_EPOCHS,
     TINY_BASE_LR,
     ExpertConfig,
@@ -32,7 +32,7 @@ Example = tuple[list[int], list[int]]  # (input ids, labels with -100 on the pro
 
 def resolve_targets(model: Any, targets: str) -> list[str]:
     """The module-name suffixes of preset `targets` that this architecture has as linear layers."""
-    wanted = TARGET_PRESETS[targets]
+    wanted = TARGET_MODULES[targets]
     found = {
         name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)
     }
@@ -110,7 +110,7 @@ def train_expert(
 ) -> Path:
     """Train one LoRA expert on JSONL files of (prompt, answer) and save it as a PEFT adapter + `meta.json`.
 
-    `base` is a preset name, a model folder or a loaded (model, tokenizer) pair.
+    `base` is a base preset or imported base name, a model folder or a loaded (model, tokenizer) pair.
     """
     from loralab.models.load import load_base
 

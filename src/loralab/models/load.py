@@ -1,4 +1,4 @@
-"""Load any base: a built-in preset name (built on first use) or a local Hugging Face causal-LM folder."""
+"""Load any base: a base preset (built on first use), an imported base or a local Hugging Face causal-LM folder."""
 
 from __future__ import annotations
 
@@ -18,23 +18,23 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def base_names() -> tuple[str, ...]:
-    """The names `--base` accepts besides a folder: built-in presets, then importable bases."""
+    """The names `--base` accepts besides a folder: base presets, then importable bases."""
     from loralab.models.importer import IMPORTS
-    from loralab.models.tiny import PRESETS
+    from loralab.models.tiny import BASE_PRESETS
 
-    return (*PRESETS, *IMPORTS)
+    return (*BASE_PRESETS, *IMPORTS)
 
 
 def named_base(folder: str | Path) -> str | None:
     """The built-in or imported base whose cache folder `folder` is, else None. Matched by the folder's name
-    (a built-in base's name carries the hash of its config), so a moved cache still matches and a preset
+    (a built-in base's name carries the hash of its config), so a moved cache still matches and a base preset
     whose definition has changed since does not."""
     from loralab.models.importer import IMPORTS, imported_dir
-    from loralab.models.tiny import PRESETS, preset_dir
+    from loralab.models.tiny import BASE_PRESETS, base_preset_dir
 
     path = Path(folder)
-    for name in PRESETS:
-        if path.name == preset_dir(name).name:
+    for name in BASE_PRESETS:
+        if path.name == base_preset_dir(name).name:
             return name
     for name in IMPORTS:
         if path.name == imported_dir(name).name and path.parent.name == imported_dir(name).parent.name:
@@ -43,12 +43,12 @@ def named_base(folder: str | Path) -> str | None:
 
 
 def resolve_base(base: str | Path) -> Path:
-    """A preset name resolves to its cached folder (built if missing), an importable base's name to its
+    """A base preset name resolves to its cached folder (built if missing), an importable base's name to its
     imported folder (never imported implicitly); anything else must be a model folder."""
     from loralab.models.importer import IMPORTS, imported_dir, is_imported
-    from loralab.models.tiny import PRESETS, ensure_built
+    from loralab.models.tiny import BASE_PRESETS, ensure_built
 
-    if isinstance(base, str) and base in PRESETS:
+    if isinstance(base, str) and base in BASE_PRESETS:
         return ensure_built(base)
     if isinstance(base, str) and base in IMPORTS:
         if not is_imported(base):
@@ -88,7 +88,8 @@ def check_causal_lm(path: Path) -> None:
 def load_base(
     base: str | Path | Any, device: str | None = None, dtype: torch.dtype | None = None
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode on `device`. Accepts a preset, a folder, or a (model, tokenizer) pair."""
+    """(model, tokenizer) in eval mode on `device`. Accepts a base preset, an imported base, a folder, or a
+    (model, tokenizer) pair."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

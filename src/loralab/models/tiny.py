@@ -1,4 +1,5 @@
-"""The built-in base: a small Qwen2 model pretrained here on the familiar-world corpus, cached by config hash."""
+"""The built-in base: a small Qwen2 model pretrained here on the familiar-world corpus, one per base preset
+(`BASE_PRESETS`: default, test), cached by config hash."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from loralab.worlds.familiar import FAMILIAR_PEOPLE, build_world
 
 
 class BasePreset(BaseModel):
-    """What determines a built-in base (its hash names the cache folder)."""
+    """A base preset: what determines a built-in base (its hash names the cache folder)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     hidden_size: int = Field(description="model width")
@@ -45,7 +46,7 @@ class BasePreset(BaseModel):
     seed: int = 0
 
 
-PRESETS: dict[str, BasePreset] = {
+BASE_PRESETS: dict[str, BasePreset] = {
     "default": BasePreset(
         hidden_size=256,
         layers=6,
@@ -90,19 +91,21 @@ PRESETS: dict[str, BasePreset] = {
 
 
 BUILD_TIME = {"default": "about 15 min on a 2-core CPU", "test": "a few seconds"}
-"""How long building each preset takes (measured on the reference machine; README), said before a build."""
+"""How long building each base preset takes (measured on the reference machine; README), said before a build."""
 
 
-def preset_dir(name: str) -> Path:
-    if name not in PRESETS:
-        choices = ", ".join(PRESETS)
-        raise LoralabError(f"--preset {name}: unknown; choose one of {choices}{did_you_mean(name, PRESETS)}")
-    return cache_dir() / "bases" / f"{name}-{config_hash(PRESETS[name].model_dump())}"
+def base_preset_dir(name: str) -> Path:
+    """The cache folder of base preset `name` (named by the hash of its definition)."""
+    if name not in BASE_PRESETS:
+        choices = ", ".join(BASE_PRESETS)
+        hint = did_you_mean(name, BASE_PRESETS)
+        raise LoralabError(f"base preset {name}: unknown; choose one of {choices}{hint}")
+    return cache_dir() / "bases" / f"{name}-{config_hash(BASE_PRESETS[name].model_dump())}"
 
 
 def ensure_built(name: str) -> Path:
-    """The cached folder of preset `name`, building it first if it is not there."""
-    path = preset_dir(name)
+    """The cached folder of base preset `name`, building it first if it is not there."""
+    path = base_preset_dir(name)
     if not (path / META).is_file():
         build_base(name)
     return path
@@ -182,9 +185,9 @@ def pretrain(model: Any, ids: torch.Tensor, p: BasePreset, label: str) -> list[f
 
 
 def build_base(name: str) -> Path:
-    """(Re)build preset `name` into the cache: corpus -> tokenizer -> pretraining -> `save_pretrained`."""
-    out = preset_dir(name)  # checks the name
-    p = PRESETS[name]
+    """(Re)build base preset `name` into the cache: corpus -> tokenizer -> pretraining -> `save_pretrained`."""
+    out = base_preset_dir(name)  # checks the name
+    p = BASE_PRESETS[name]
     when = BUILD_TIME.get(name, "minutes")
     print(
         f"building the built-in base {name!r} into {out} first ({when}; once, then cached)", file=sys.stderr

@@ -126,7 +126,7 @@ def _rate(ok: list[bool]) -> dict[str, Any] | None:
 
 
 def probe(base: str | Path | tuple[Any, Any]) -> dict[str, Any]:
-    """Measure every pool on `base` (a preset, an imported base, a folder, or a loaded pair); the result
+    """Measure every pool on `base` (a base preset, an imported base, a folder, or a loaded pair); the result
     holds per-pool numbers and every question with its answer."""
     from loralab.evaluation.generate import generate
     from loralab.models.load import load_base, resolve_base

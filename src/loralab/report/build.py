@@ -1,6 +1,6 @@
 """`loralab report RUN_FOLDER`: a run's tables, figures and metadata, written as Markdown, CSV and HTML.
 
-`build_report` reads a run folder (``WORKDIR/runs/NAME.PRESET``: its plan and meta.json) and the workdir's
+`build_report` reads a run folder (``WORKDIR/runs/NAME.SCALE``: its plan and meta.json) and the workdir's
 results store, keeps the stored cells whose keys are in the plan, pools them over seeds and lays them out
 like the paper's table for the experiment (`loralab.report.layouts`). Every view opens with the positive
 controls (`loralab.report.controls`: values, intervals, verdicts), and marks the cells they confound.

@@ -8,7 +8,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from loralab.report.controls import summary as controls_summary
-from loralab.report.notes import FIGURE_TITLES, caution
+from loralab.report.notes import FIGURE_TITLES, caution, scale_of
 from loralab.report.paper import source
 
 if TYPE_CHECKING:
@@ -80,13 +80,12 @@ def _sessions(sessions: list[dict[str, Any]]) -> str:
         return "<p>No session recorded.</p>"
     rows = "".join(
         "<tr>"
-        + "".join(
-            f"<td>{escape(str(s.get(k, '')))}</td>" for k in ("started", "finished", "preset", "executor")
-        )
+        + "".join(f"<td>{escape(str(v or ''))}</td>" for v in (s.get("started"), s.get("finished")))
+        + "".join(f"<td>{escape(str(v or ''))}</td>" for v in (scale_of(s), s.get("executor")))
         + f'<td class="num">{escape(str(s.get("seconds", "interrupted or running")))}</td></tr>'
         for s in sessions
     )
-    head = "".join(f"<th>{h}</th>" for h in ("started", "finished", "preset", "executor", "seconds"))
+    head = "".join(f"<th>{h}</th>" for h in ("started", "finished", "scale", "executor", "seconds"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
@@ -142,7 +141,7 @@ def render_html(report: RunReport) -> str:
     run_items: list[tuple[str, Any]] = [
         ("run", report.run),
         ("experiment", report.experiment),
-        ("preset", meta.get("preset") or "-"),
+        ("scale", scale_of(meta) or "-"),
         ("run folder", report.folder),
         ("workdir", report.workdir),
         ("wall time", report.wall_time()),

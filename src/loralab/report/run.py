@@ -10,7 +10,7 @@ from typing import Any
 
 from loralab.report import controls as pc
 from loralab.report.layouts import COLUMNS, ReportTable
-from loralab.report.notes import FIGURE_TITLES, caution
+from loralab.report.notes import FIGURE_TITLES, caution, scale_of
 from loralab.report.table import to_csv
 
 
@@ -53,8 +53,8 @@ class RunReport:
         return self.done == self.total
 
     def resume_command(self) -> str:
-        preset = self.meta.get("preset")
-        flag = f" --preset {preset}" if preset else ""
+        scale = scale_of(self.meta)
+        flag = f" --scale {scale}" if scale else ""
         return f"loralab run {self.meta.get('spec_path') or 'SPEC'}{flag} --workdir {self.workdir}"
 
     def progress(self) -> str:
@@ -81,7 +81,7 @@ class RunReport:
         doc = {
             "run": self.run,
             "experiment": self.experiment,
-            "preset": self.meta.get("preset"),
+            "scale": scale_of(self.meta),
             "cells_done": self.done,
             "cells_total": self.total,
             "model": self.model,
@@ -112,7 +112,7 @@ class RunReport:
             *([self.controls.markdown().replace("### ", "## ", 1)] if self.control_results else []),
             pc.summary(self.control_results),
             "",
-            f"- experiment: {self.experiment}; preset: {self.meta.get('preset') or '-'}",
+            f"- experiment: {self.experiment}; scale: {scale_of(self.meta) or '-'}",
             f"- {self.progress()}",
             f"- wall time: {self.wall_time()}",
             f"- loralab {self.meta.get('loralab', '?')}, git {self.meta.get('git_revision') or '?'}",

@@ -3,8 +3,8 @@
 The built-in bases (`loralab.models.tiny`) are pretrained on a corpus that `loralab.models.corpus` writes from
 the familiar world (`familiar.py`) and the corpus templates (`corpus_templates.py`). The experiments rely on
 two things it never contains: the experiments' paraphrase templates (two-hop and graph suites) and the
-experiments' fake names. This module rebuilds a preset's corpus text from its generator (about a second for
-the default preset; no built base is needed) so that `loralab data validate` can check both against a
+experiments' fake names. This module rebuilds a base preset's corpus text from its generator (about a second
+for the default one; no built base is needed) so that `loralab data validate` can check both against a
 dataset. It looks downstream, at the base a dataset will be used with, so it imports `loralab.models` lazily.
 """
 
@@ -23,9 +23,9 @@ _WORD = re.compile(r"[A-Za-z]+")
 
 @dataclass(frozen=True)
 class Corpus:
-    """The facts of one preset's corpus that the checks need."""
+    """The facts of one base preset's corpus that the checks need."""
 
-    preset: str
+    base: str
     documents: int
     real_people: int
     background_people: int
@@ -36,21 +36,21 @@ class Corpus:
 
 
 @cache
-def corpus(preset: str = "default") -> Corpus:
-    """Rebuild the corpus of built-in preset `preset` (as `models.tiny.build_base` does) and summarise it."""
+def corpus(base: str = "default") -> Corpus:
+    """Rebuild the corpus of base preset `base` (as `models.tiny.build_base` does) and summarise it."""
     from loralab.models.corpus import RELATIONS as CORPUS_RELATIONS
     from loralab.models.corpus import build_corpus
-    from loralab.models.tiny import PRESETS
+    from loralab.models.tiny import BASE_PRESETS
     from loralab.worlds.familiar import build_world
 
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    p = PRESETS[preset]
+    if base not in BASE_PRESETS:
+        raise ValueError(f"unknown base preset {base!r}; choose one of {', '.join(BASE_PRESETS)}")
+    p = BASE_PRESETS[base]
     world = build_world(p.n_real, p.n_background, p.n_towns, seed=p.seed)
     docs = build_corpus(world, p.statements, p.questions, p.bios, p.cot, p.background_facts, seed=p.seed)
     words = frozenset(w.lower() for d in docs for w in _WORD.findall(d))
     return Corpus(
-        preset,
+        base,
         len(docs),
         len(world.real_people),
         len(world.background_people),
@@ -68,9 +68,9 @@ def is_real(name: str) -> bool:
 _REAL = frozenset(REAL_PEOPLE) | frozenset(REAL_CITIES)
 
 
-def fake_names_in_corpus(names: set[str], preset: str = "default") -> list[str]:
-    """The names of `names` that are not real and that have a word in the preset's corpus."""
-    words = corpus(preset).words
+def fake_names_in_corpus(names: set[str], base: str = "default") -> list[str]:
+    """The names of `names` that are not real and that have a word in base preset `base`'s corpus."""
+    words = corpus(base).words
     return sorted(n for n in names if not is_real(n) and any(w.lower() in words for w in _WORD.findall(n)))
 
 

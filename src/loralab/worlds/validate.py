@@ -13,7 +13,7 @@ Checks (each reported on its own; a failure names the file and the problem):
 * entities: what the kind of dataset requires: distinct A's and B's (two-hop); bridges disjoint from the
   evaluated triplets and from each other (setups) or from the excluded names (bridges); each entity in one
   path only (disjoint graphs) and U1, U2, U3 disjoint (graphs);
-* corpus names: no fake name of the dataset has a word in the built-in base's corpus (`--preset`);
+* corpus names: no fake name of the dataset has a word in the built-in base's corpus (`--base`);
 * corpus templates: no experiment template (two-hop and graph suites) occurs inside a corpus phrasing.
 """
 
@@ -306,7 +306,7 @@ def _entity_check(folder: Path, kind: str, card: dict[str, Any], files: dict[str
     return Check("entities", detail, problems)
 
 
-def _corpus_checks(folder: Path, files: dict[str, Rows], preset: str) -> list[Check]:
+def _corpus_checks(folder: Path, files: dict[str, Rows], base: str) -> list[Check]:
     where: dict[str, str] = {}  # each name -> the first file it occurs in
     for name, rows in files.items():
         for r in rows:
@@ -314,12 +314,12 @@ def _corpus_checks(folder: Path, files: dict[str, Rows], preset: str) -> list[Ch
                 if r.get(k):
                     where.setdefault(str(r[k]), name)
     fake = {n for n in where if not exposure.is_real(n)}
-    found = exposure.fake_names_in_corpus(fake, preset)
-    info = exposure.corpus(preset)
+    found = exposure.fake_names_in_corpus(fake, base)
+    info = exposure.corpus(base)
     names_check = Check(
         "corpus names",
-        f"0 of {len(fake)} fake names in the {preset} base's corpus ({info.documents:,} documents)",
-        [f"{folder / where[n]}: fake name {n!r} occurs in the {preset} base's corpus" for n in found],
+        f"0 of {len(fake)} fake names in the {base} base's corpus ({info.documents:,} documents)",
+        [f"{folder / where[n]}: fake name {n!r} occurs in the {base} base's corpus" for n in found],
     )
     relations = exposure.experiment_relations()
     templates_check = Check(
@@ -331,8 +331,8 @@ def _corpus_checks(folder: Path, files: dict[str, Rows], preset: str) -> list[Ch
     return [names_check, templates_check]
 
 
-def validate_dataset(path: Path, preset: str = "default") -> Validation:
-    """Run every check on the dataset folder `path`, against the built-in preset `preset`'s corpus."""
+def validate_dataset(path: Path, base: str = "default") -> Validation:
+    """Run every check on the dataset folder `path`, against base preset `base`'s corpus."""
     folder = Path(path)
     if not folder.is_dir():
         raise LoralabError(f"{folder}: not a dataset folder")
@@ -349,6 +349,6 @@ def validate_dataset(path: Path, preset: str = "default") -> Validation:
         _answer_check(folder, files),
         _template_check(folder, card, files),
         _entity_check(folder, kind, card, files),
-        *_corpus_checks(folder, files, preset),
+        *_corpus_checks(folder, files, base),
     ]
     return Validation(folder, kind, list(checks))
