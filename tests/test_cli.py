@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -295,3 +296,30 @@ def test_preset_alias_builds_the_named_base_and_is_one_help_line(
         assert run_cli([*command, "--help"], monkeypatch) == 0
         lines = [line for line in capsys.readouterr().out.splitlines() if "--preset" in line]
         assert len(lines) == 1 and f"deprecated: the old name of {new}" in lines[0], command
+
+
+@pytest.mark.parametrize("seeds", ["0,0", "a", "1,-2", "", "0,,1"])
+def test_bad_seeds_are_one_line(
+    seeds: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = str(Path(__file__).parent / "specs" / "tiny-grid.yaml")
+    args = ["run", spec, "--scale", "test", "--seeds", seeds, "--workdir", str(tmp_path / "w")]
+    assert run_cli(args, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--seeds {seeds}: expected distinct non-negative integers" in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_seeds_replace_the_specs_seeds(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--seeds 1` runs report-seeds.yaml (seeds [0, 1]) for seed 1 alone, and the run folder records it."""
+    from loralab.experiments.plan import load_plan
+
+    spec = str(Path(__file__).parent / "specs" / "report-seeds.yaml")
+    args = ["run", spec, "--scale", "test", "--seeds", "1", "--workdir", str(tmp_path / "w"), "--no-probe"]
+    assert run_cli([*args, "--diagnostics", "none"], monkeypatch) == 0
+    folder = tmp_path / "w" / "runs" / "report-seeds.test"
+    assert json.loads((folder / "spec.json").read_text())["seeds"] == [1]
+    plan = load_plan(folder)
+    assert plan.cells and {c.record["seed"] for c in plan.cells} == {1}

@@ -125,6 +125,14 @@ def validate_cmd(
     console.print(summary(loaded), highlight=False, markup=False)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 0,1,2`: distinct non-negative integers, in the order given."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+        raise LoralabError(f"--seeds {text}: expected distinct non-negative integers, e.g. 0,1,2")
+    return [int(p) for p in parts]
+
+
 def run_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML), e.g. experiments/paper/*.yaml")],
     scale: Scale = None,
@@ -137,6 +145,12 @@ def run_cmd(
     diagnostics: Annotated[
         str, typer.Option(help="per cell: cheap (routing, geometry), full (+ strength, attribution) or none")
     ] = "cheap",
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated seeds replacing the spec's `seeds`, e.g. 0,1,2 (data draw + training)"
+        ),
+    ] = None,
     preset: Annotated[str | None, preset_alias("--scale")] = None,
 ) -> None:
     """Run an experiment: build its datasets, train its experts, evaluate every cell; resume where it stopped.
@@ -145,13 +159,15 @@ def run_cmd(
     that shares experts) only does what is missing. Results go to WORKDIR/results.sqlite; the run's folder
     is WORKDIR/runs/NAME[.SCALE] (loralab status / loralab report take it).
 
-    Example: loralab run experiments/paper/bridge-ablation.yaml --scale default
+    Example: loralab run experiments/paper/bridge-ablation.yaml --scale default --seeds 0,1,2
     """
     from loralab.experiments.runner import run
     from loralab.experiments.spec import load_spec
 
     scale = renamed("--scale", scale, preset)
     loaded = load_spec(spec, scale)
+    if seeds is not None:
+        loaded = loaded.model_copy(update={"seeds": parse_seeds(seeds)})
     if address is not None and executor != "ray":
         raise LoralabError("--address: only with --executor ray")
     if executor not in ("local", "ray"):
