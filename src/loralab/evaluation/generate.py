@@ -57,6 +57,13 @@ def greedy_batch(
     return texts
 
 
+def length_sorted_batches(prompts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Indices of `prompts` sorted by length in characters (stable), cut into batches of `batch_size`: the
+    batches `generate` decodes, so that little of each is padding."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -67,14 +74,11 @@ def generate(
 ) -> list[str]:
     """Answers to `questions` under the base's chat template, batched by prompt length; input order kept."""
     prompts = [prompt_text(tokenizer, q) for q in questions]
-    lengths = [len(p) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     stops = stop_token_ids(tokenizer)
     answers: list[str] = [""] * len(prompts)
     with progress() as bar:
         task = bar.add_task(label, total=len(prompts))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_sorted_batches(prompts, batch_size):
             outs = greedy_batch(model, tokenizer, [prompts[i] for i in idx], max_new_tokens, stops)
             for i, text in zip(idx, outs, strict=True):
                 answers[i] = text
