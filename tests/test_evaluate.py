@@ -114,6 +114,21 @@ def test_left_padded_batch_stops_each_row_at_its_own_stop_token(
     assert [cut(tok, r, stops) for r in out[:, enc["input_ids"].shape[1] :].tolist()] == want
 
 
+def test_greedy_decoding_ignores_the_checkpoints_generation_config(tiny_base: Path) -> None:
+    """A checkpoint's generation_config.json (a repetition penalty, suppressed tokens) does not change
+    loralab's greedy answers, and is left as it was; no stop tokens at all is allowed."""
+    _, tok = load_base(tiny_base)
+    model = sharp_lm(tiny_base)
+    prompts = [prompt_text(tok, q) for q in QUESTIONS]
+    runs = free_runs(model, tok, prompts, 8)
+    want = [cut(tok, r, []) for r in runs]
+    model.generation_config.suppress_tokens = [runs[0][0]]
+    model.generation_config.repetition_penalty = 5.0
+    assert greedy_batch(model, tok, prompts, 8, []) == want
+    assert model.generation_config.suppress_tokens == [runs[0][0]]
+    assert cut(tok, free_runs(model, tok, prompts[:1], 8)[0], []) != want[0]  # HF itself would apply them
+
+
 # ---------------------------------------------------------------------------
 # Retention-aware scoring, on hand-made predictions
 # ---------------------------------------------------------------------------
