@@ -107,7 +107,7 @@ def trainer_run(base: Path, rows: list[dict[str, Any]], cfg: ExpertConfig) -> Ru
         )
         trainer = Trainer(
             model=pm, args=args, train_dataset=dataset, data_collator=_collate(tok.pad_token_id)
-        )  # type: ignore[arg-type]
+        )
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
