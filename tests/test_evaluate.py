@@ -3,8 +3,10 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from loralab.evaluation import extract, generate, is_correct, wilson
 from loralab.evaluation.generate import greedy_batch
@@ -47,6 +49,84 @@ def test_batched_generation_equals_one_by_one(tiny_base: Path) -> None:
     new = ref[0, ids["input_ids"].shape[1] :].tolist()
     new = new[: next((i for i, t in enumerate(new) if t in stops), len(new))]
     assert tok.decode(new, skip_special_tokens=True) == single[0]
+
+
+def sharp_lm(tiny_base: Path) -> Any:
+    """The test base's architecture with seeded random weights of std 0.5: sharp logits, so greedy
+    continuations differ from prompt to prompt (the trained test base repeats one token everywhere)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(tiny_base)
+    config.initializer_range = 0.5
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config).eval()
+
+
+def free_runs(model: Any, tok: Any, prompts: list[str], n: int) -> list[list[int]]:
+    """Each prompt's greedy continuation of `n` tokens, alone and with no stop token (transformers)."""
+    runs = []
+    for p in prompts:
+        ids = tok(p, return_tensors="pt", add_special_tokens=False)
+        out = model.generate(**ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+        runs.append(out[0, ids["input_ids"].shape[1] :].tolist())
+    return runs
+
+
+def cut(tok: Any, run: list[int], stops: list[int]) -> str:
+    return str(
+        tok.decode(
+            run[: next((i for i, t in enumerate(run) if t in stops), len(run))], skip_special_tokens=True
+        )
+    )
+
+
+QUESTIONS = ["Who is Marie Curie married to?", "Where was Pablo Picasso born?", "Hi", "What is 2+2? " * 3]
+
+
+@pytest.mark.parametrize("method", ["base", "arrow", "uniform_route"])
+def test_left_padded_batch_stops_each_row_at_its_own_stop_token(
+    method: str, tiny_base: Path, tmp_path: Path
+) -> None:
+    """Greedy decoding of a left-padded batch, rows stopping at different steps, equals each prompt's
+    unstopped greedy continuation cut at its first stop token (the same for routed modules, which see the
+    KV cache's one-token steps), and equals transformers' batched `generate` with the same stop tokens."""
+    from tests.conftest import make_lora_folder
+
+    _, tok = load_base(tiny_base)
+    experts = [make_lora_folder(tmp_path / f"e{i}", sharp_lm(tiny_base), ["up_proj"], 2, i) for i in range(2)]
+    model = sharp_lm(tiny_base)
+    if method != "base":
+        from loralab.combination import combine
+
+        model = combine(model, experts, method)
+    prompts = [prompt_text(tok, q) for q in QUESTIONS]
+    assert len({len(tok(p)["input_ids"]) for p in prompts}) == 4  # four widths: real left padding
+    runs = free_runs(model, tok, prompts, 12)
+    stops = sorted({runs[1][4], runs[2][0]})  # a row stopping at once, one midway, and (check) one never
+    want = [cut(tok, r, stops) for r in runs]
+    ends = [next((i for i, t in enumerate(r) if t in stops), 12) for r in runs]
+    assert 0 in ends and 12 in ends and any(0 < e < 12 for e in ends), ends
+    assert greedy_batch(model, tok, prompts, 12, stops) == want
+    side, tok.padding_side = tok.padding_side, "left"
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    tok.padding_side = side
+    out = model.generate(**enc, max_new_tokens=12, do_sample=False, eos_token_id=stops, pad_token_id=0)
+    assert [cut(tok, r, stops) for r in out[:, enc["input_ids"].shape[1] :].tolist()] == want
+
+
+def test_greedy_decoding_ignores_the_checkpoints_generation_config(tiny_base: Path) -> None:
+    """A checkpoint's generation_config.json (a repetition penalty, suppressed tokens) does not change
+    loralab's greedy answers, and is left as it was; no stop tokens at all is allowed."""
+    _, tok = load_base(tiny_base)
+    model = sharp_lm(tiny_base)
+    prompts = [prompt_text(tok, q) for q in QUESTIONS]
+    runs = free_runs(model, tok, prompts, 8)
+    want = [cut(tok, r, []) for r in runs]
+    model.generation_config.suppress_tokens = [runs[0][0]]
+    model.generation_config.repetition_penalty = 5.0
+    assert greedy_batch(model, tok, prompts, 8, []) == want
+    assert model.generation_config.suppress_tokens == [runs[0][0]]
+    assert cut(tok, free_runs(model, tok, prompts[:1], 8)[0], []) != want[0]  # HF itself would apply them
 
 
 # ---------------------------------------------------------------------------
