@@ -107,7 +107,6 @@ class Plan:
     cells: list[CellJob]
     bases: dict[str, str] = field(default_factory=dict)  # a cell's base name -> what it loads
 
-
     @property
     def folder(self) -> Path:
         return self.workdir / "runs" / self.run
@@ -452,9 +451,12 @@ def store_cell(plan: Plan, job: CellJob, cell: dict[str, Any], rows: list[dict[s
 
 
 def what(job: CellJob) -> str:
-    """``uniform on 2-combination``; a control cell: ``control: lora1 alone on ab.test.jsonl``."""
+    """``uniform on 2-combination``; a control cell: ``control: lora1 alone on ab.test.jsonl``; a GSM cell
+    also its prompt style and file."""
     if "control" in job.record:
         return f"control: {job.library} on {job.record['evaluation']['file']}"
+    if job.evaluator != "twohop":  # ``uniform on cot-attention: tir on p2.test.jsonl``
+        return f"{job.method} on {job.library}: {job.prompt} on {job.record['evaluation']['file']}"
     return f"{job.method} on {job.library}"
 
 

@@ -81,6 +81,7 @@ __all__ = [
     "summary",
 ]
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -425,7 +426,9 @@ def _check_datasets(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
             if data.relations not in CHAINS:
                 hint = did_you_mean(data.relations, CHAINS)
                 problems.append(_Invalid((*loc, "relations"), f"choose one of {', '.join(CHAINS)}{hint}"))
-        if isinstance(data, TwohopData | GraphData) and (data.dev_templates + data.test_templates >= data.templates):
+        if isinstance(data, TwohopData | GraphData) and (
+            data.dev_templates + data.test_templates >= data.templates
+        ):
             problems.append(
                 _Invalid((*loc, "test_templates"), "dev + test templates leave none for training")
             )

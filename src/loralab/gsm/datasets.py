@@ -228,7 +228,10 @@ FORMATS: dict[str, tuple[str, str]] = {
 solutions; the family's reusable functions up to the instance's level; every level's functions (the
 paper's "whole computation graph" code)."""
 EXPERIMENT_VERSION = "gsm-exp-1"
-EXPERIMENT_FILES = (*(f"{lv}.{s}.jsonl" for lv in FINETUNE_LEVELS for s in ("train", "test")), "p2.test.jsonl")
+EXPERIMENT_FILES = (
+    *(f"{lv}.{s}.jsonl" for lv in FINETUNE_LEVELS for s in ("train", "test")),
+    "p2.test.jsonl",
+)
 
 
 def templates_root(source: str) -> Path:

@@ -29,6 +29,7 @@ from loralab.report.layouts import (
 )
 from loralab.report.paper import DEFAULT_MODEL
 from loralab.report.run import RunReport
+from loralab.report.views import spec_tables
 
 
 def _stored(plan: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -41,6 +42,15 @@ def _stored(plan: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
         return {row["key"]: row for row in cells(con, keys=keys)}
     finally:
         con.close()
+
+
+def _declared_tables(folder: Path) -> list[Any]:
+    """The report tables the run's spec declares (`tables:`), from its resolved spec.json."""
+    from loralab.experiments.schema import TableSpec
+
+    path = folder / "spec.json"
+    raw = read_json(path).get("tables") if path.is_file() else None
+    return [TableSpec.model_validate(t) for t in raw or []]
 
 
 def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
@@ -58,7 +68,8 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     pc.mark_confounded(groups, results)
     experiment = str(plan.cells[0].record.get("experiment", plan.run)) if plan.cells else plan.run
     layout = layout_for(experiment)
-    tables = [build_table(layout, groups, model)]
+    declared = _declared_tables(Path(folder))
+    tables = spec_tables(declared, groups) if declared else [build_table(layout, groups, model)]
     for extra in (seeds_table(layout, groups), retention_table(layout, groups)):
         if extra is not None:
             tables.append(extra)
