@@ -352,3 +352,21 @@ def test_every_arithmetic_statement_of_the_base_training_is_true() -> None:
         with contextlib.redirect_stdout(out):
             exec(code, {})  # the project's own generated code
         assert out.getvalue().splitlines() == [shown] == [final]
+
+
+def test_gsm_eval_stores_one_cell_with_typed_analysis(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loralab.gsm.datasets import build_experiment_data
+
+    spec = {"format": "cot", "source": "own", "seed": 0, "train_per_template": 1, "p2_per_template": 1}
+    data = build_experiment_data(tmp_path / "data", spec) / "p2.test.jsonl"
+    db = tmp_path / "r.sqlite"
+    args = ["gsm", "eval", "--data", str(data), "--base", "test", "--max-new-tokens", "8", "--limit", "3"]
+    assert run_cli([*args, "--db", str(db)], monkeypatch) == 0
+    assert "/3 = " in capsys.readouterr().out
+    cells = _query(db, "SELECT method, prompting, n, correct, key FROM cells")
+    assert len(cells) == 1 and cells[0][:3] == ("base", "cot", 3) and cells[0][4] is None
+    statuses = [s for (s,) in _query(db, "SELECT status FROM examples")]
+    assert len(statuses) == 3 and set(statuses) <= {"correct", "wrong", "no answer"}
+    assert cells[0][3] == statuses.count("correct")

@@ -8,7 +8,10 @@
 - a *cell* (base, its experts' hashes in library order, method and options, evaluation file, decoding)
   -> a row of ``WORKDIR/results.sqlite`` whose `key` column is the hash.
 
-A base contributes `base_identity` to every key (the one definition; GSM keys use it too). These keys name
+A base contributes `base_identity` to every key (the one definition). A base step (`kind: arithmetic`, the
+GSM experiment's continued pretraining) is built here when missing, into the base cache, and is then a base
+folder like any other. A cell is scored by its dataset kind's evaluator (`DATASETS[kind].evaluator`); a GSM
+cell's key adds its prompt style and decoding (`DecodeConfig`: TIR rounds, sandbox limits). These keys name
 folders and rows that earlier runs wrote, so they must not change (tests/test_plan_keys.py pins them).
 
 For every two-hop cell the plan adds the positive controls' cells it depends on
@@ -187,12 +190,12 @@ def plan(
     bases: dict[str, str] = {}
     identities: dict[str, str] = {}
     for cell in expand(spec):
+        data_keys = _plan_datasets(cell, workdir, datasets, on_build)  # first: seconds, and checks inputs
         if cell.base not in bases:
             bases[cell.base] = resolve_spec_base(cell.spec, cell.base, log)
             identities[cell.base] = base_identity(bases[cell.base])
         base_id = identities[cell.base]
         cell = replace(cell, base=bases[cell.base])
-        data_keys = _plan_datasets(cell, workdir, datasets, on_build)
         expert_keys = _plan_experts(cell, base_id, data_keys, workdir, experts, hashes)
         job = _plan_cell(cell, base_id, data_keys, expert_keys, workdir)
         refs = []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import META, atomic_dir, read_json
+from loralab.experiments.schema import TableSpec
 from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
 from loralab.report.html import render_html
@@ -44,10 +45,8 @@ def _stored(plan: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
         con.close()
 
 
-def _declared_tables(folder: Path) -> list[Any]:
+def _declared_tables(folder: Path) -> list[TableSpec]:
     """The report tables the run's spec declares (`tables:`), from its resolved spec.json."""
-    from loralab.experiments.schema import TableSpec
-
     path = folder / "spec.json"
     raw = read_json(path).get("tables") if path.is_file() else None
     return [TableSpec.model_validate(t) for t in raw or []]

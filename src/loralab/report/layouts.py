@@ -116,12 +116,14 @@ def pool(plan: Plan, stored: dict[str, dict[str, Any]], controls: bool = False) 
     """The plan's cells grouped over seeds (in plan order), with the stored rows (by key) of those done. The
     positive controls' cells the runner adds (`loralab.report.controls` reads them) only with `controls`."""
     groups: dict[str, Group] = {}
+    names = {loaded: name for name, loaded in plan.bases.items()}  # a base step by its spec name
     for job in plan.cells:
         if "control" in job.record and not controls:
             continue
         key = _group_key(job)
         if key not in groups:
-            groups[key] = Group(job.base, job.record, paper=paper_match(job.record, _trained(job, plan)))
+            base = names.get(job.base, job.base)
+            groups[key] = Group(base, job.record, paper=paper_match(job.record, _trained(job, plan)))
         group = groups[key]
         seed = int(job.record.get("seed", 0))
         if seed in group.seeds:

@@ -11,8 +11,8 @@ of each solution type and each error type (`loralab.gsm.analysis`), and how many
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from loralab.experiments.schema import TableSpec
 from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES
 from loralab.report.layouts import Group, Layout, ReportTable, build_table, library_label, method_label
 
@@ -34,7 +34,7 @@ VIEW = Layout(
 )
 
 
-def _members(table: Any, groups: Sequence[Group]) -> list[Group]:
+def _members(table: TableSpec, groups: Sequence[Group]) -> list[Group]:
     def keep(g: Group) -> bool:
         ev = g.record.get("evaluation", {})
         return (
@@ -75,7 +75,7 @@ def error_table(title: str, groups: Sequence[Group]) -> ReportTable:
     return ReportTable(f"{title}: error analysis", caption, header, body, list(groups), 3)
 
 
-def spec_tables(tables: Sequence[Any], groups: Sequence[Group]) -> list[ReportTable]:
+def spec_tables(tables: Sequence[TableSpec], groups: Sequence[Group]) -> list[ReportTable]:
     """Every declared table, each followed by its error analysis when it asks for one."""
     out = []
     for table in tables:
