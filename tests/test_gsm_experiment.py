@@ -220,6 +220,7 @@ bases:
   - {name: b, kind: arithmetic, source: /no/such/model, steps: 1}
 datasets:
   d: {kind: gsm}
+  far: {kind: gsm, source: no/such/templates}
 experts:
   e: {train: [{dataset: d, task: p2}]}
 libraries: {one: [e]}
@@ -238,11 +239,13 @@ def test_spec_mistakes_name_file_and_line(
     bad.write_text(BAD)
     assert run_cli(["validate", str(bad)], monkeypatch) == 2
     err = capsys.readouterr().err
-    assert f"{bad}:7: experts.e.train.0.task: dataset 'd' has no p2.train.jsonl" in err
-    assert f"{bad}:11: evaluations.0.prompting: gsm data: choose one of cot, gsm8k-8shot, tir" in err
+    far = (Path.cwd() / "no/such/templates").resolve()
+    assert f"{bad}:6: datasets.far.source: {far}: not a folder" in err
+    assert f"{bad}:8: experts.e.train.0.task: dataset 'd' has no p2.train.jsonl" in err
+    assert f"{bad}:12: evaluations.0.prompting: gsm data: choose one of cot, gsm8k-8shot, tir" in err
     assert f"{bad}:3: bases.0.source: '/no/such/model': only a built-in base" in err
-    assert f"{bad}:13: tables.0.libraries.0: unknown library 'two'" in err
-    with pytest.raises(LoralabError, match=r"bad.yaml:7: .* \(and 3 more"):
+    assert f"{bad}:14: tables.0.libraries.0: unknown library 'two'" in err
+    with pytest.raises(LoralabError, match=r"bad.yaml:6: .* \(and 4 more"):
         load_spec(bad)
 
 

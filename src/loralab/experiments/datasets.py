@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loralab.gsm import datasets as gsm
 from loralab.gsm.prompts import PROMPTS
@@ -72,10 +72,18 @@ class GsmData(_Strict):
     format: Literal["cot", "code", "code-whole"] = Field(
         "cot", description="cot (worked solutions), code (functions up to the level) or code-whole"
     )
-    source: str = Field("own", description="templates: 'own' (the project's 10 families) or a folder")
+    source: str = Field(
+        "own", description="templates: 'own' (the project's 10 families) or a folder (made absolute on load)"
+    )
     train_per_template: int = Field(40, ge=1, le=40, description="training instances per template and level")
     p2_per_template: int = Field(2, ge=1, description="P2 evaluation instances per template (paper: 2)")
     seed: int | None = Field(None, description="the draw of instances; None: the cell's seed")
+
+    @field_validator("source")
+    @classmethod
+    def _absolute(cls, source: str) -> str:
+        """A folder is keyed by its absolute path, so one spec run from two places cannot share a key."""
+        return source if source == "own" else str(Path(source).resolve())
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loralab.errors import LoralabError, did_you_mean
-from loralab.experiments.datasets import DATASETS, GraphData, SetupData, TwohopData
+from loralab.experiments.datasets import DATASETS, GraphData, GsmData, SetupData, TwohopData
 from loralab.experiments.schema import (
     ArithmeticBase,
     BaseEntry,
@@ -432,6 +432,9 @@ def _check_datasets(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
             problems.append(
                 _Invalid((*loc, "test_templates"), "dev + test templates leave none for training")
             )
+        if isinstance(data, GsmData) and data.source != "own" and not Path(data.source).is_dir():
+            message = f"{data.source}: not a folder (own, or a folder with symbolic/ p1/ p2/ templates)"
+            problems.append(_Invalid((*loc, "source"), message))
 
 
 def _unknown(what: str, name: str, choices: Any) -> str:
