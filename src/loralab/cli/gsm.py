@@ -94,22 +94,19 @@ def eval_cmd(
 
     Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --expert lib/sym --expert lib/p1 --method arrow
     """
-    from loralab.experiments.cell import evaluate_cell
-    from loralab.experiments.store import add_cell, connect
+    from loralab.experiments.cell import evaluate_cell, store_one
     from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES, tally
     from loralab.gsm.evaluate import DecodeConfig
 
     decode = DecodeConfig(max_new_tokens=max_new_tokens, max_rounds=max_rounds)
-    options = parse_options(opt or [])
-    experts = list(expert or [])
     start = time.time()
     record, rows, result = evaluate_cell(
         base,
         data,
         run,
-        experts,
+        list(expert or []),
         method,
-        options,
+        parse_options(opt or []),
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         device=device,
@@ -118,13 +115,9 @@ def eval_cmd(
         decode=decode.model_dump(),
         limit=limit,
     )
-    con = connect(db)
-    try:
-        cell_id = add_cell(con, record, rows)
-    finally:
-        con.close()
-    low, high = result.ci
+    cell_id = store_one(db, record, rows)
     label = record["method"]
+    low, high = result.ci
     console.print(
         f"{label} on {data} ({prompt}): {result.correct}/{result.n} = {result.accuracy:.3f} "
         f"[{low:.3f}, {high:.3f}], {result.count('no answer')} without an answer "

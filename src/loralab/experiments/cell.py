@@ -60,12 +60,16 @@ def run_cell(
         retention,
         check_finite,
     )
+    return store_one(db, cell, rows), result
+
+
+def store_one(db: Path | str, cell: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    """Store a one-off cell (no content key: a command's evaluation, not a run's) and its examples; its id."""
     con = connect(db)
     try:
-        cell_id = add_cell(con, cell, rows)
+        return add_cell(con, cell, rows)
     finally:
         con.close()
-    return cell_id, result
 
 
 def evaluate_cell(
