@@ -22,6 +22,12 @@ once per *grid point*. `grid` maps a dotted path into the spec (mapping keys, or
 `methods.1.options.top_k`) to a list of values; its points are the cartesian product of those lists, each
 value replacing the spec's own value at that path (and setting it where the spec leaves it out).
 
+A library may list its own `methods` or `evaluations` (then the spec's are not used for it); a base may be a
+base step, ``{name: ..., kind: arithmetic, source: default, steps: ...}`` (built once, cached like any base,
+cells call it by name); `decode` sets how GSM evaluations decode and run code, and `tables` the report's
+tables (`loralab.report.views`). The GSM experiment (`experiments/gsm/*.yaml`) uses all four. The types are
+in `loralab.experiments.schema`.
+
 `seeds` are independent replications: a cell's seed is its datasets' draw (unless a dataset spec fixes its
 own `seed:`) and its experts' training seed. An expert's `role` (hop1, hop2, oracle, mixed, none; inferred
 from its training files when absent, `role_of`) says which positive controls test it; `control_cells` gives
@@ -29,7 +35,7 @@ the cells that evaluate each member of a two-hop cell alone on its own held-out 
 adds to the plan.
 
 `load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
-experts, bases) and the files it asks of each dataset; any mistake is one `LoralabError` line,
+experts, bases, table libraries), promptings, template folders and the files it asks of each dataset; any mistake is one `LoralabError` line,
 ``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale preset (`SCALES`: test, default,
 paper, cpu-real) without touching what it compares.
 """
