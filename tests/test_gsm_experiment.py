@@ -1,6 +1,7 @@
 """The GSM experiment is a spec (experiments/gsm/*.yaml) that `loralab run` executes: the test spec end to end
-with its report tables, resuming after SIGKILL, the three specs' plans counted by hand, one-line mistakes;
-scoring outputs without a number, and hostile model code in a TIR round (scripted fake generator).
+with its report tables, resuming after SIGKILL, the Ray executor, the three specs' plans counted by hand,
+one-line mistakes; scoring outputs without a number, and hostile model code in a TIR round (scripted fake
+generator).
 
 experiments/gsm/test.yaml: the `test` base after 3 arithmetic steps; own templates (10 families), 1
 training question per template and level (10 rows: two optimiser steps at batch 8 per expert), 5 test
@@ -187,6 +188,14 @@ def test_sigkill_in_evaluation_then_rerun_stores_each_cell_once(reference: Path,
     assert resumed.returncode == 0, resumed.stderr
     assert "cells 2/11 done" in resumed.stdout
     assert cell_count(tmp_path) == (TEST_CELLS, TEST_CELLS)
+    assert stored_results(tmp_path) == stored_results(reference)
+
+
+def test_the_ray_executor_stores_what_the_local_one_does(reference: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'loralab[ray]')")
+    done = loralab_process(TEST_SPEC, tmp_path, "--executor", "ray")
+    assert done.returncode == 0, done.stderr
+    assert adapter_hashes(tmp_path) == adapter_hashes(reference)
     assert stored_results(tmp_path) == stored_results(reference)
 
 

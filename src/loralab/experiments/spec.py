@@ -35,9 +35,9 @@ the cells that evaluate each member of a two-hop cell alone on its own held-out 
 adds to the plan.
 
 `load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
-experts, bases, table libraries), promptings, template folders and the files it asks of each dataset; any mistake is one `LoralabError` line,
-``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale preset (`SCALES`: test, default,
-paper, cpu-real) without touching what it compares.
+experts, bases, table libraries), promptings, template folders and the files it asks of each dataset; any
+mistake is one `LoralabError` line, ``FILE:LINE: key.path: why``. `apply_preset` resizes a spec for a scale
+preset (`SCALES`: test, default, paper, cpu-real) without touching what it compares.
 """
 
 from __future__ import annotations
