@@ -13,7 +13,9 @@ import torch
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc)
-    p.add_argument("--base", default="default", help="built-in preset or model folder (default: default)")
+    p.add_argument(
+        "--base", default="default", help="base preset, imported base or model folder (default: default)"
+    )
     p.add_argument("--workdir", type=Path, default=Path("loralab-work/bench"), help="scratch folder")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     return p

@@ -22,7 +22,7 @@ bounds the run; each stage is read from what the artifacts record:
 
 Stamps have one-second resolution. Artifacts made in an earlier session are listed as reused, not timed.
 
-Sizes mode (runs the spec, trains its experts): `--sizes 4 8` runs SPEC at `--preset` with every dataset's
+Sizes mode (runs the spec, trains its experts): `--sizes 4 8` runs SPEC at `--scale` with every dataset's
 triplets (and bridge triplets, graph paths) set to each size, each in its own workdir below `--workdir`
 (one `$LORALAB_CACHE`: the base is built once, at the first size), reads each run's stages as above, and
 prints per stage the seconds per unit of its work (per triplet for datasets, per training example-epoch for
@@ -32,9 +32,9 @@ and cannot show curvature; give three sizes to see it.
 
     .venv/bin/python bench/main_job_stages.py loralab-work/runs/bridge-ablation.default [--total SECONDS]
     .venv/bin/python bench/main_job_stages.py --sizes 10 20 \\
-        --spec experiments/paper/bridge-ablation.yaml --preset default --workdir loralab-work/stages
+        --spec experiments/paper/bridge-ablation.yaml --scale default --workdir loralab-work/stages
     LORALAB_CACHE=$(mktemp -d) .venv/bin/python bench/main_job_stages.py --sizes 2 4 \\
-        --spec experiments/paper/bridge-ablation.yaml --preset test --workdir /tmp/stages   # check only
+        --spec experiments/paper/bridge-ablation.yaml --scale test --workdir /tmp/stages   # check only
 """
 
 from __future__ import annotations
@@ -90,12 +90,12 @@ def last_session(meta: dict[str, Any], folder: Path) -> tuple[float, float, floa
 
 
 def base_stage(plan: dict[str, Any], t0: float, started: float) -> Stage:
-    from loralab.models.tiny import PRESETS, preset_dir
+    from loralab.models.tiny import BASE_PRESETS, base_preset_dir
 
     names = sorted({e["base"] for e in plan["experts"]} | {c["base"] for c in plan["cells"]})
     seconds, notes = 0.0, []
     for name in names:
-        folder = preset_dir(name) if name in PRESETS else Path(name)
+        folder = base_preset_dir(name) if name in BASE_PRESETS else Path(name)
         meta_path = folder / "meta.json"
         if not meta_path.is_file():
             notes.append(f"{name}: no meta.json in {folder} (a model folder, or another $LORALAB_CACHE)")
@@ -295,10 +295,10 @@ def run_size(args: argparse.Namespace, n: int) -> Path:
     from loralab.experiments.spec import load_spec
     from loralab.report.build import build_report, write_report
 
-    spec = resized(load_spec(args.spec, args.preset), n)
+    spec = resized(load_spec(args.spec, args.scale), n)
     workdir = args.workdir / f"triplets-{n}"
     console = Console(stderr=True)
-    plan = run(spec, workdir, args.preset, args.executor, None, console, True, str(args.spec))
+    plan = run(spec, workdir, args.scale, args.executor, None, console, True, str(args.spec))
     write_report(build_report(plan.folder))
     return plan.folder
 
@@ -350,7 +350,7 @@ def main() -> None:
     p.add_argument("run", nargs="*", type=Path, help="finished run folder(s): WORKDIR/runs/RUN")
     p.add_argument("--sizes", type=int, nargs="+", help="triplet counts to run the spec at (sizes mode)")
     p.add_argument("--spec", type=Path, help="experiment spec for --sizes")
-    p.add_argument("--preset", default="default", help="scale preset for --sizes (default: default)")
+    p.add_argument("--scale", default="default", help="scale for --sizes (default: default)")
     p.add_argument("--executor", default="local", help="local (stages separable) or ray (default: local)")
     p.add_argument("--workdir", type=Path, default=Path("loralab-work/stages"), help="--sizes workdirs' root")
     p.add_argument(

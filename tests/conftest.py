@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -54,6 +57,50 @@ def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def loralab_process(
+    spec: Path, workdir: Path, *extra: str, kill_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`loralab run SPEC --workdir WORKDIR --no-probe EXTRA...` in a child process; `kill_at` sets
+    LORALAB_KILL_AT (`loralab.faults`: the child SIGKILLs itself there)."""
+    env = dict(os.environ)
+    env.pop("LORALAB_KILL_AT", None)
+    if kill_at:
+        env["LORALAB_KILL_AT"] = kill_at
+    # the familiarity probe has its own tests (tests/test_probes.py)
+    cmd = [sys.executable, "-m", "loralab.cli", "run", str(spec), "--workdir", str(workdir), "--no-probe"]
+    return subprocess.run([*cmd, *extra], env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def stored_results(workdir: Path) -> list[tuple[object, ...]]:
+    """Every stored cell with its example outputs, in a canonical order."""
+    con = sqlite3.connect(workdir / "results.sqlite")
+    try:
+        return con.execute(
+            "SELECT c.key, c.method, c.n, c.correct, e.example_id, e.task, e.output, e.correct "
+            "FROM cells c JOIN examples e ON e.cell_id = c.id ORDER BY c.key, e.task, e.example_id"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def cell_count(workdir: Path) -> tuple[int, int]:
+    """(stored cells, distinct keys among them)."""
+    con = sqlite3.connect(workdir / "results.sqlite")
+    try:
+        total, distinct = con.execute("SELECT count(*), count(DISTINCT key) FROM cells").fetchone()
+    finally:
+        con.close()
+    return int(total), int(distinct)
+
+
+def adapter_hashes(workdir: Path) -> dict[str, str]:
+    """Expert folder -> hash of its adapter weights."""
+    return {
+        p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((workdir / "experts").glob("*/adapter_model.safetensors"))
+    }
 
 
 def make_lora_folder(

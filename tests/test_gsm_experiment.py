@@ -1,11 +1,19 @@
-"""The GSM experiment: the test preset end to end through the CLI, resuming, scoring outputs without a number,
-and hostile model code in a TIR round (scripted fake generator)."""
+"""The GSM experiment is a spec (experiments/gsm/*.yaml) that `loralab run` executes: the test spec end to end
+with its report tables, resuming after SIGKILL, the Ray executor, the three specs' plans counted by hand,
+one-line mistakes; scoring outputs without a number, and hostile model code in a TIR round (scripted fake
+generator).
+
+experiments/gsm/test.yaml: the `test` base after 3 arithmetic steps; own templates (10 families), 1
+training question per template and level (10 rows: two optimiser steps at batch 8 per expert), 5 test
+questions per template of symbolic and P1 (50 each), 1 P2 question per template (10). Cells: the base on 5
+evaluations, Uniform and Arrow over the CoT experts on 2, over the code experts on 1: 11. Each cell's file
+is one generation batch (batch 64), so its `eval-batch` checkpoint count is one per cell without TIR.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -14,77 +22,240 @@ from pathlib import Path
 import pytest
 
 from loralab.errors import LoralabError
+from loralab.experiments.spec import expand, load_spec
 from loralab.gsm.evaluate import DecodeConfig, evaluate_gsm
-from loralab.gsm.experiment import (
-    describe_plan,
-    load_experiment,
-    plan_cells,
-    preset_path,
-)
-from tests.conftest import run_cli
+from tests.conftest import adapter_hashes, cell_count, loralab_process, run_cli, stored_results
 
-# test.yaml: table12 = base x cot x {symbolic, p1, p2} (3); table2 = {base, uniform, arrow} x {cot, 8-shot}
-# on p2, less base-cot-p2 already in table12 (5); table3 = base-tir + {uniform, arrow} x mlp (3)
+GSM = Path(__file__).resolve().parents[1] / "experiments" / "gsm"
+TEST_SPEC = GSM / "test.yaml"
+RUN = "gsm-test"
 TEST_CELLS = 11
-# experts: {symbolic, p1} x {(cot, attention), (code-whole, mlp)}
-TEST_EXPERTS = 4
-# own templates: 10 families; symbolic and p1 test splits hold 5 per family, p2 (test preset) 1 per family
+TEST_EXPERTS = 4  # {symbolic, p1} x {(cot, attention), (code-whole, mlp)}
 TEST_N = {"symbolic": 50, "p1": 50, "p2": 10}
 
 
-def _cells(db: Path) -> list[tuple[str, str, str, int, str]]:
+@pytest.fixture(scope="module")
+def reference(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted run of the test spec (it builds the arithmetic base step into the test cache)."""
+    work = tmp_path_factory.mktemp("gsm")
+    done = loralab_process(TEST_SPEC, work)
+    assert done.returncode == 0, done.stderr
+    assert "cells 0/11 done" in done.stdout
+    return work
+
+
+def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
     con = sqlite3.connect(db)
     try:
-        return list(con.execute("SELECT method, prompting, library, n, config FROM cells ORDER BY id"))
+        return list(con.execute(sql))
     finally:
         con.close()
 
 
-def test_test_preset_runs_end_to_end_and_resumes(
-    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    work = tmp_path / "work"
-    assert run_cli(["gsm", "run", "--preset", "test", "--workdir", str(work)], monkeypatch) == 0
-    out = capsys.readouterr().out
-    assert f"{TEST_EXPERTS} experts trained, {TEST_CELLS} cells evaluated" in out
-
-    cells = _cells(work / "results.sqlite")
-    assert len(cells) == TEST_CELLS
-    by_label = {(m, p, lib.split(" ")[-1] if lib != "-" else "-", n) for m, p, lib, n, _ in cells}
-    assert ("base", "gsm8k-8shot", "-", TEST_N["p2"]) in by_label
-    assert ("arrow", "tir", "mlp)", TEST_N["p2"]) in by_label
-    for _, _, _, n, config in cells:
-        analysis = json.loads(config)["analysis"]
-        assert len(analysis) == n  # every example analysed
-        assert {a["status"] for a in analysis.values()} <= {"correct", "wrong", "no answer"}
-        errors = json.loads(config)["errors"]
-        assert sum(sum(v.values()) for v in errors.values()) == n
-
-    tables = (work / "runs" / "gsm-test" / "tables.md").read_text()
-    assert "## table12:" in tables and "## table2:" in tables and "## table3:" in tables
-    assert "### table2: error analysis" in tables
-    table3 = tables.split("## table3:")[1]
-    rows = [line for line in table3.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [r.split(" | ")[0:3] for r in rows] == [
-        ["| base", "-", "-"],
-        ["| uniform", "code-whole", "mlp"],
-        ["| arrow", "code-whole", "mlp"],
+def test_the_test_spec_stores_every_cell_with_its_analysis_in_typed_columns(reference: Path) -> None:
+    db = reference / "results.sqlite"
+    assert cell_count(reference) == (TEST_CELLS, TEST_CELLS)
+    assert len(adapter_hashes(reference)) == TEST_EXPERTS
+    rows = {
+        name: sum(1 for _ in path.open())
+        for path in (reference / "datasets").glob("gsm-own-cot-*/*.jsonl")
+        for name in [path.name]
+    }
+    assert rows == {
+        "symbolic.train.jsonl": 10,
+        "p1.train.jsonl": 10,
+        "symbolic.test.jsonl": 50,
+        "p1.test.jsonl": 50,
+        "p2.test.jsonl": 10,
+    }
+    cells = _query(
+        db,
+        "SELECT c.method, c.prompting, c.dataset, c.n, c.correct, count(e.cell_id), "
+        "sum(e.status = 'correct'), sum(e.correct), sum(e.status IS NULL), sum(e.solution_type IS NULL) "
+        "FROM cells c JOIN examples e ON e.cell_id = c.id GROUP BY c.id ORDER BY c.id",
+    )
+    assert [(m, p) for m, p, *_ in cells] == [
+        ("base", "cot"),
+        ("base", "cot"),
+        ("base", "cot"),
+        ("base", "gsm8k-8shot"),
+        ("base", "tir"),
+        ("uniform", "cot"),
+        ("uniform", "gsm8k-8shot"),
+        ("arrow", "cot"),
+        ("arrow", "gsm8k-8shot"),
+        ("uniform", "tir"),
+        ("arrow", "tir"),
     ]
-    table12 = tables.split("## table12:")[1].split("## ")[0]
-    assert "| cot on symbolic | cot on p1 | cot on p2 | n |" in table12
-    assert re.search(r"\| base \| - \| - \| [\d.]+ \[.*\] \| .* \| 10/50 \|", table12)
+    for method, prompt, dataset, n, correct, examples, ok, marked, no_status, no_type in cells:
+        level = str(dataset).rsplit("/", 1)[1].split(".")[0]
+        assert n == examples == TEST_N[level], (method, prompt, dataset)
+        # the cell's count, the examples' correct flags and their analysed status agree; none is missing
+        assert correct == ok == marked and no_status == no_type == 0
+    # TIR cells ran (at most one) code block per answer; the others none
+    runs = _query(
+        db,
+        "SELECT c.prompting, max(e.code_runs) FROM cells c JOIN examples e ON e.cell_id = c.id "
+        "GROUP BY c.prompting",
+    )
+    assert {p: r <= (1 if p == "tir" else 0) for p, r in runs} == {
+        "cot": True,
+        "gsm8k-8shot": True,
+        "tir": True,
+    }
 
-    experts = sorted((work / "experts").iterdir())
-    assert len(experts) == TEST_EXPERTS
-    stamps = [(e / "adapter_model.safetensors").stat().st_mtime_ns for e in experts]
 
-    # a rerun trains and evaluates nothing and prints the same tables
-    assert run_cli(["gsm", "run", "--preset", "test", "--workdir", str(work)], monkeypatch) == 0
+def _table(markdown: str, title: str) -> list[list[str]]:
+    """The rows (header first) of the Markdown table under the heading `### TITLE...`."""
+    part = markdown.split(f"### {title}", 1)[1].split("\n### ", 1)[0]
+    lines = [line for line in part.splitlines() if line.startswith("| ") and "---|" not in line]
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+
+
+def test_report_and_status_read_the_run_folder(
+    reference: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = reference / "runs" / RUN
+    assert run_cli(["status", str(folder)], monkeypatch) == 0
     out = capsys.readouterr().out
-    assert "0 experts trained, 0 cells evaluated" in out
-    assert len(_cells(work / "results.sqlite")) == TEST_CELLS
-    assert [(e / "adapter_model.safetensors").stat().st_mtime_ns for e in experts] == stamps
-    assert (work / "runs" / "gsm-test" / "tables.md").read_text() == tables
+    assert "datasets: 2/2 done" in out and "experts: 4/4 done" in out and "cells: 11/11 done" in out
+    assert run_cli(["report", str(folder)], monkeypatch) == 0
+    report = (folder / "report" / "report.md").read_text()
+    table12 = _table(report, "table12:")
+    assert table12[0] == ["Method", "cot on symbolic", "cot on p1", "cot on p2"]
+    assert [r[0] for r in table12[1:]] == ["Base model"]
+    assert [c.rsplit("n=", 1)[1] for c in table12[1][1:]] == ["50", "50", "10"]
+    table2 = _table(report, "table2:")
+    assert table2[0] == ["Method", "Library", "Targets", "cot on p2", "gsm8k-8shot on p2"]
+    assert [r[:3] for r in table2[1:]] == [
+        ["Base model", "-", "-"],
+        ["Uniform", "cot-attention", "Attention"],
+        ["Arrow", "cot-attention", "Attention"],
+    ]
+    table3 = _table(report, "table3:")
+    assert [r[:3] for r in table3[1:]] == [
+        ["Base model", "-", "-"],
+        ["Uniform", "code-whole-mlp", "MLP"],
+        ["Arrow", "code-whole-mlp", "MLP"],
+    ]
+    assert "### table3: error analysis" not in report  # only table2 asks for one
+    errors = _table(report, "table2: error analysis")
+    no_answer = dict(
+        _query(
+            reference / "results.sqlite",
+            "SELECT c.method || ' ' || c.prompting, sum(e.status = 'no answer') FROM cells c "
+            "JOIN examples e ON e.cell_id = c.id WHERE c.dataset LIKE '%/p2.test' AND c.prompting != 'tir' "
+            "GROUP BY c.id",
+        )
+    )
+    methods = {"Base model": "base", "Uniform": "uniform", "Arrow": "arrow"}
+    assert len(errors) == 1 + 6
+    for row in errors[1:]:
+        prompt = row[2].split(" on ")[0]
+        assert row[3] == "10" and int(row[-1]) == no_answer[f"{methods[row[0]]} {prompt}"]
+        shares = [int(v.rstrip("%")) for v in row[5:-1]]
+        assert sum(shares[:3]) == 100 and sum(shares[3:]) == 100  # each example has one type of each kind
+
+
+def test_a_rerun_does_nothing(reference: Path) -> None:
+    before = stored_results(reference)
+    stamps = {p: p.stat().st_mtime_ns for p in (reference / "experts").glob("*/meta.json")}
+    again = loralab_process(TEST_SPEC, reference)
+    assert again.returncode == 0, again.stderr
+    assert "datasets 2/2, experts 4/4, cells 11/11 done" in again.stdout
+    assert stored_results(reference) == before
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_sigkill_in_training_then_rerun_equals_an_uninterrupted_run(reference: Path, tmp_path: Path) -> None:
+    # steps 1-2 are the first expert's (10 rows at batch 8), step 3 the second's first: killed there
+    killed = loralab_process(TEST_SPEC, tmp_path, kill_at="train-step:3")
+    assert killed.returncode == -9
+    assert len(adapter_hashes(tmp_path)) == 1 and not (tmp_path / "results.sqlite").exists()
+    resumed = loralab_process(TEST_SPEC, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "experts 1/4" in resumed.stdout
+    assert adapter_hashes(tmp_path) == adapter_hashes(reference)
+    assert stored_results(tmp_path) == stored_results(reference)
+
+
+def test_sigkill_in_evaluation_then_rerun_stores_each_cell_once(reference: Path, tmp_path: Path) -> None:
+    # the base's first three cells are one generation batch each: killed in the third
+    killed = loralab_process(TEST_SPEC, tmp_path, kill_at="eval-batch:3")
+    assert killed.returncode == -9
+    assert cell_count(tmp_path) == (2, 2)
+    resumed = loralab_process(TEST_SPEC, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "cells 2/11 done" in resumed.stdout
+    assert cell_count(tmp_path) == (TEST_CELLS, TEST_CELLS)
+    assert stored_results(tmp_path) == stored_results(reference)
+
+
+def test_the_ray_executor_stores_what_the_local_one_does(reference: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'loralab[ray]')")
+    done = loralab_process(TEST_SPEC, tmp_path, "--executor", "ray")
+    assert done.returncode == 0, done.stderr
+    assert adapter_hashes(tmp_path) == adapter_hashes(reference)
+    assert stored_results(tmp_path) == stored_results(reference)
+
+
+def test_the_specs_plan_by_hand() -> None:
+    # test: 5 base cells + uniform, arrow x {cot, 8-shot} + uniform, arrow x tir; default adds each CoT
+    # expert alone on 3 levels (6) and each code expert alone on 3 levels with TIR (6), and its base and
+    # combinations are test's (11): 23; paper: test's 11 plus Uniform and Arrow over the code experts on
+    # attention (2): 13
+    for name, cells, experts in (("test", 11, 4), ("default", 23, 4), ("paper", 13, 6)):
+        spec = load_spec(GSM / f"{name}.yaml")
+        assert len(expand(spec)) == cells and len(spec.experts) == experts, name
+    default = load_spec(GSM / "default.yaml")
+    # ExpertConfig's max_len default is 512: the GSM specs set theirs (768; the paper's 1024)
+    assert {e.lora.max_len for e in default.experts.values()} == {768}
+    assert {k: e.lora.epochs for k, e in default.experts.items()} == {
+        "symbolic-cot": 4,
+        "p1-cot": 4,
+        "symbolic-code": 12,
+        "p1-code": 12,
+    }
+    assert {e.lora.max_len for e in load_spec(GSM / "paper.yaml").experts.values()} == {1024}
+    # a scale resizes the base step's source and the epochs like any spec's
+    scaled = load_spec(GSM / "default.yaml", "test")
+    step = scaled.bases[0]
+    assert not isinstance(step, str) and (step.source, step.steps) == ("test", 800)
+    assert {e.lora.epochs for e in scaled.experts.values()} == {1}
+
+
+BAD = """name: x
+bases:
+  - {name: b, kind: arithmetic, source: /no/such/model, steps: 1}
+datasets:
+  d: {kind: gsm}
+  far: {kind: gsm, source: no/such/templates}
+experts:
+  e: {train: [{dataset: d, task: p2}]}
+libraries: {one: [e]}
+methods: [{name: uniform}]
+evaluations:
+  - {dataset: d, prompting: direct}
+tables:
+  - {name: t, title: t, libraries: [two]}
+"""
+
+
+def test_spec_mistakes_name_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    assert run_cli(["validate", str(bad)], monkeypatch) == 2
+    err = capsys.readouterr().err
+    far = (Path.cwd() / "no/such/templates").resolve()
+    assert f"{bad}:6: datasets.far.source: {far}: not a folder" in err
+    assert f"{bad}:8: experts.e.train.0.task: dataset 'd' has no p2.train.jsonl" in err
+    assert f"{bad}:12: evaluations.0.prompting: gsm data: choose one of cot, gsm8k-8shot, tir" in err
+    assert f"{bad}:3: bases.0.source: '/no/such/model': only a built-in base" in err
+    assert f"{bad}:14: tables.0.libraries.0: unknown library 'two'" in err
+    with pytest.raises(LoralabError, match=r"bad.yaml:6: .* \(and 4 more"):
+        load_spec(bad)
 
 
 def _examples() -> list[dict[str, object]]:
@@ -162,36 +333,6 @@ def test_hostile_tir_code_is_contained_and_the_run_goes_on() -> None:
     assert [d["solution_type"] for d in result.details] == ["code", "code", "code"]
 
 
-def test_presets_validate_and_plan() -> None:
-    paper = load_experiment(preset_path("paper"))
-    jobs = plan_cells(paper)
-    # table12: 3; table2: uniform, arrow (base cot p2 is table12's); table13: the three 8-shot cells;
-    # table3: base tir + {uniform, arrow} x {attention, mlp}; table14: all shared with table2
-    assert len(jobs) == 3 + 2 + 3 + 5 + 0
-    assert len({e for j in jobs for e in j.experts}) == 6
-    plan = describe_plan(paper, base="/models/qwen", templates="/data/templates")
-    assert "6 experts" in plan and "13 cells" in plan
-    with pytest.raises(LoralabError, match="pass --base"):
-        describe_plan(paper)
-    # by hand from the YAML files: test = table12 (3 levels) + table2 (base 8-shot; uniform, arrow x 2
-    # prompts) + table3 (base, uniform, arrow with TIR); default adds the single experts on every level
-    # (table12: 2 x 3; table3-experts: 2 x 3). Both train Symbolic and P1 experts in two formats.
-    for name, cells, lora in (("test", 3 + 5 + 3, (4, 8)), ("default", 9 + 5 + 3 + 6, (16, 32))):
-        spec = load_experiment(preset_path(name))
-        jobs = plan_cells(spec)
-        assert len(jobs) == cells and len({e for j in jobs for e in j.experts}) == 4, name
-        assert (spec.lora.r, spec.lora.alpha) == lora, name
-
-
-def test_a_config_mistake_names_file_and_line(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "name: x\nbase: test\ntables:\n  - name: t\n    title: t\n    methods: [base, averaging]\n"
-    )
-    with pytest.raises(LoralabError, match=r"bad.yaml:4: tables.0: method 'averaging'"):
-        load_experiment(bad)
-
-
 def test_every_arithmetic_statement_of_the_base_training_is_true() -> None:
     """The arithmetic the built-in base is trained further on: every "a op b = c" (prices with $ too) holds,
     every code answer prints the stated final answer, and word problems come as often as asked."""
@@ -225,11 +366,19 @@ def test_every_arithmetic_statement_of_the_base_training_is_true() -> None:
         assert out.getvalue().splitlines() == [shown] == [final]
 
 
-def test_code_epochs_change_only_the_code_experts() -> None:
-    from loralab.gsm.experiment import LoraSpec
+def test_gsm_eval_stores_one_cell_with_typed_analysis(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loralab.gsm.datasets import build_experiment_data
 
-    lora = LoraSpec(epochs=4, code_epochs=12)
-    assert [lora.for_format(f)["epochs"] for f in ("cot", "code", "code-whole")] == [4, 12, 12]
-    # a CoT expert's settings (and so its hash) are those of a config without code_epochs: it is not retrained
-    assert lora.for_format("cot") == LoraSpec(epochs=4).model_dump(exclude={"code_epochs"})
-    assert "code_epochs" not in lora.for_format("code")
+    spec = {"format": "cot", "source": "own", "seed": 0, "train_per_template": 1, "p2_per_template": 1}
+    data = build_experiment_data(tmp_path / "data", spec) / "p2.test.jsonl"
+    db = tmp_path / "r.sqlite"
+    args = ["gsm", "eval", "--data", str(data), "--base", "test", "--max-new-tokens", "8", "--limit", "3"]
+    assert run_cli([*args, "--db", str(db)], monkeypatch) == 0
+    assert "/3 = " in capsys.readouterr().out
+    cells = _query(db, "SELECT method, prompting, n, correct, key FROM cells")
+    assert len(cells) == 1 and cells[0][:3] == ("base", "cot", 3) and cells[0][4] is None
+    statuses = [s for (s,) in _query(db, "SELECT status FROM examples")]
+    assert len(statuses) == 3 and set(statuses) <= {"correct", "wrong", "no answer"}
+    assert cells[0][3] == statuses.count("correct")

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from loralab.experiments.quickstart import SPEC
-from tests.conftest import run_cli
+from tests.conftest import loralab_process, run_cli, stored_results
 
 EXAMPLES = "SELECT correct FROM examples WHERE cell_id = ? AND task = 'ac_cot'"
 RUN = "quickstart.test"
@@ -46,36 +44,8 @@ def test_wilson_here_matches_a_hand_value() -> None:
     assert _wilson(0, 40) == pytest.approx((0.0, 0.08762), abs=1e-5)
 
 
-def _rows(workdir: Path) -> list[tuple[object, ...]]:
-    """Every stored cell with its example outputs, in a canonical order."""
-    con = sqlite3.connect(workdir / "results.sqlite")
-    try:
-        return con.execute(
-            "SELECT c.key, c.method, c.library, c.n, c.correct, e.example_id, e.task, e.output, e.correct "
-            "FROM cells c JOIN examples e ON e.cell_id = c.id ORDER BY c.key, e.task, e.example_id"
-        ).fetchall()
-    finally:
-        con.close()
-
-
 def _loralab(workdir: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "LORALAB_KILL_AT"}
-    if kill_at:
-        env["LORALAB_KILL_AT"] = kill_at
-    cmd = [
-        sys.executable,
-        "-m",
-        "loralab.cli",
-        "run",
-        str(SPEC),
-        "--preset",
-        "test",
-        "--workdir",
-        str(workdir),
-    ]
-    return subprocess.run(
-        [*cmd, "--no-probe"], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    return loralab_process(SPEC, workdir, "--preset", "test", kill_at=kill_at)
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +83,13 @@ def test_quickstart_runs_its_spec_and_reports_every_cell(quick: Path) -> None:
 def test_a_quickstart_rerun_adds_no_row(
     quick: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = _rows(quick)
+    before = stored_results(quick)
     capsys.readouterr()
     assert (
         run_cli(["quickstart", "--preset", "test", "--workdir", str(quick), "--no-probe"], monkeypatch) == 0
     )
     assert "experts 3/3, cells 10/10 done" in capsys.readouterr().out
-    assert _rows(quick) == before and len({r[0] for r in before}) == 10
+    assert stored_results(quick) == before and len({r[0] for r in before}) == 10
 
 
 def test_the_quickstart_spec_resumes_after_sigkill(quick: Path, tmp_path: Path) -> None:
@@ -130,4 +100,4 @@ def test_the_quickstart_spec_resumes_after_sigkill(quick: Path, tmp_path: Path) 
     resumed = _loralab(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "experts 1/3" in resumed.stdout
-    assert _rows(tmp_path) == _rows(quick)
+    assert stored_results(tmp_path) == stored_results(quick)

@@ -15,7 +15,7 @@ from loralab.gsm.evaluate import GSM_EVALUATOR_VERSION
 
 
 def test_every_dataset_kind_is_the_spec_kind_it_is_filed_under() -> None:
-    assert list(DATASETS) == ["twohop", "setup", "graph"]
+    assert list(DATASETS) == ["twohop", "setup", "graph", "gsm"]
     for name, kind in DATASETS.items():
         assert typing.get_args(kind.spec.model_fields["kind"].annotation) == (name,)
     with pytest.raises(ValueError, match="registered twice"):
@@ -29,6 +29,18 @@ def test_dataset_labels_and_held_out_tasks() -> None:
     assert DATASETS["graph"].label(graph, 0) == "graph-disjoint-p7-t50-s0"
     assert (DATASETS["setup"].held_out(True), DATASETS["twohop"].held_out(False)) == ("ac_cot", "ac")
     assert len(DATASETS["twohop"].files(twohop)) == 4 * 3  # ab, bc, ac, ac_cot x train, dev, test
+    gsm = DATASETS["gsm"].spec(kind="gsm", format="code-whole", train_per_template=5)
+    assert DATASETS["gsm"].label(gsm, 1) == "gsm-own-code-whole-t5-p2-s1"
+    assert DATASETS["gsm"].held_out(True) == DATASETS["gsm"].held_out(False) == "p2"
+    # symbolic and p1 x train, test; p2 test
+    assert DATASETS["gsm"].files(gsm) == {
+        "symbolic.train.jsonl",
+        "symbolic.test.jsonl",
+        "p1.train.jsonl",
+        "p1.test.jsonl",
+        "p2.test.jsonl",
+    }
+    assert (DATASETS["gsm"].evaluator, DATASETS["twohop"].evaluator) == ("gsm", "twohop")
 
 
 def test_evaluators_and_their_versions() -> None:

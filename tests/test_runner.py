@@ -9,68 +9,19 @@ two cells, each expert alone on its 8 held-out one-hop questions (one batch each
 
 from __future__ import annotations
 
-import hashlib
-import os
-import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import adapter_hashes, cell_count, loralab_process, run_cli, stored_results
 
 SPEC = Path(__file__).parent / "specs" / "tiny-grid.yaml"
 RUN = "tiny-grid.test"
 
 
 def _loralab(workdir: Path, *extra: str, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("LORALAB_KILL_AT", None)
-    if kill_at:
-        env["LORALAB_KILL_AT"] = kill_at
-    cmd = [
-        sys.executable,
-        "-m",
-        "loralab.cli",
-        "run",
-        str(SPEC),
-        "--scale",
-        "test",
-        "--workdir",
-        str(workdir),
-        "--no-probe",  # the familiarity probe has its own tests (tests/test_probes.py)
-    ]
-    return subprocess.run([*cmd, *extra], env=env, capture_output=True, text=True, timeout=300, check=False)
-
-
-def _results(workdir: Path) -> list[tuple[object, ...]]:
-    """Every stored cell with its example outputs, in a canonical order."""
-    con = sqlite3.connect(workdir / "results.sqlite")
-    try:
-        return con.execute(
-            "SELECT c.key, c.method, c.n, c.correct, e.example_id, e.task, e.output, e.correct "
-            "FROM cells c JOIN examples e ON e.cell_id = c.id ORDER BY c.key, e.task, e.example_id"
-        ).fetchall()
-    finally:
-        con.close()
-
-
-def _cell_count(workdir: Path) -> tuple[int, int]:
-    con = sqlite3.connect(workdir / "results.sqlite")
-    try:
-        total, distinct = con.execute("SELECT count(*), count(DISTINCT key) FROM cells").fetchone()
-    finally:
-        con.close()
-    return int(total), int(distinct)
-
-
-def _experts(workdir: Path) -> dict[str, str]:
-    """Expert folder -> hash of its adapter weights."""
-    return {
-        p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((workdir / "experts").glob("*/adapter_model.safetensors"))
-    }
+    return loralab_process(SPEC, workdir, "--scale", "test", *extra, kill_at=kill_at)
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +36,9 @@ def reference(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_the_grid_runs_through_the_cli_and_a_rerun_does_nothing(
     reference: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cell_count(reference) == (4, 4)
-    assert len(_experts(reference)) == 2 and len(list((reference / "datasets").iterdir())) == 1
-    rows = _results(reference)
+    assert cell_count(reference) == (4, 4)
+    assert len(adapter_hashes(reference)) == 2 and len(list((reference / "datasets").iterdir())) == 1
+    rows = stored_results(reference)
     # per cell: 4 triplets x 2 test templates, for ac_cot, ab and bc; per control: 8 one-hop questions
     assert len(rows) == 2 * 3 * 8 + 2 * 8
     methods = sorted({r[1] for r in rows})
@@ -97,7 +48,7 @@ def test_the_grid_runs_through_the_cli_and_a_rerun_does_nothing(
     assert run_cli(args, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "datasets 1/1, experts 2/2, cells 4/4 done" in out
-    assert _cell_count(reference) == (4, 4)
+    assert cell_count(reference) == (4, 4)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing retrained
     assert run_cli(["status", str(reference / "runs" / RUN)], monkeypatch) == 0
     out = capsys.readouterr().out
@@ -108,27 +59,27 @@ def test_sigkill_in_training_then_rerun_equals_an_uninterrupted_run(reference: P
     # the second optimiser step is the second expert's only one: killed after it, before the adapter is saved
     killed = _loralab(tmp_path, kill_at="train-step:2")
     assert killed.returncode == -9
-    assert len(_experts(tmp_path)) == 1 and not (tmp_path / "results.sqlite").exists()
-    first = next(iter(_experts(tmp_path)))
+    assert len(adapter_hashes(tmp_path)) == 1 and not (tmp_path / "results.sqlite").exists()
+    first = next(iter(adapter_hashes(tmp_path)))
     stamp = (tmp_path / "experts" / first / "meta.json").stat().st_mtime_ns
     resumed = _loralab(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "experts 1/2" in resumed.stdout
     assert (tmp_path / "experts" / first / "meta.json").stat().st_mtime_ns == stamp  # not trained again
-    assert _experts(tmp_path) == _experts(reference)
-    assert _results(tmp_path) == _results(reference)
+    assert adapter_hashes(tmp_path) == adapter_hashes(reference)
+    assert stored_results(tmp_path) == stored_results(reference)
 
 
 def test_sigkill_in_evaluation_then_rerun_stores_each_cell_once(reference: Path, tmp_path: Path) -> None:
     # batches 1-3 are the first cell (stored after them); batch 4 is the second cell's first
     killed = _loralab(tmp_path, kill_at="eval-batch:4")
     assert killed.returncode == -9
-    assert _cell_count(tmp_path) == (1, 1)
+    assert cell_count(tmp_path) == (1, 1)
     resumed = _loralab(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "cells 1/4 done" in resumed.stdout
-    assert _cell_count(tmp_path) == (4, 4)
-    assert _results(tmp_path) == _results(reference)
+    assert cell_count(tmp_path) == (4, 4)
+    assert stored_results(tmp_path) == stored_results(reference)
 
 
 def test_a_partial_artifact_is_swept_and_redone(reference: Path, tmp_path: Path) -> None:
@@ -139,7 +90,7 @@ def test_a_partial_artifact_is_swept_and_redone(reference: Path, tmp_path: Path)
     done = _loralab(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "removed 1 partial artifact" in done.stdout and not stray.exists()
-    assert _results(tmp_path) == _results(reference)
+    assert stored_results(tmp_path) == stored_results(reference)
 
 
 def test_the_ray_executor_trains_two_experts_at_once_and_equals_local(
@@ -169,8 +120,8 @@ def test_the_ray_executor_trains_two_experts_at_once_and_equals_local(
     assert len(experts) == 2
     a, b = experts
     assert max(a["start"], b["start"]) < min(a["end"], b["end"])  # the two trainings overlapped
-    assert _experts(tmp_path) == _experts(reference)
-    assert _results(tmp_path) == _results(reference)
+    assert adapter_hashes(tmp_path) == adapter_hashes(reference)
+    assert stored_results(tmp_path) == stored_results(reference)
 
 
 def test_a_bad_spec_starts_nothing(

@@ -1,4 +1,5 @@
-"""`loralab gsm ...`: build the GSM-Symbolic datasets, evaluate a model on one, run the easy-to-hard experiment."""
+"""`loralab gsm ...`: build the GSM-Symbolic datasets, evaluate a model on one file. The easy-to-hard
+experiment is a spec like any other: `loralab run experiments/gsm/default.yaml`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from loralab.errors import LoralabError
 gsm_app = typer.Typer(
     no_args_is_help=True,
     help="Easy-to-hard math on GSM-Symbolic (paper Section 4.2).\n\n"
-    "Example: loralab gsm run --preset default --workdir gsm-default",
+    "Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --prompt tir\n\n"
+    "The experiment itself: loralab run experiments/gsm/default.yaml",
 )
 
 Templates = Annotated[
@@ -92,98 +94,36 @@ def eval_cmd(
 
     Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --expert lib/sym --expert lib/p1 --method arrow
     """
-    from loralab.combination import combine
-    from loralab.evaluation.evaluators import EVALUATORS, EvalSettings
-    from loralab.experiments.store import add_cell, connect
-    from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES
-    from loralab.gsm.evaluate import DecodeConfig, cell_record
-    from loralab.models.load import load_base, resolve_base
-    from loralab.worlds.jsonl import read_jsonl
+    from loralab.experiments.cell import evaluate_cell, store_one
+    from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES, tally
+    from loralab.gsm.evaluate import DecodeConfig
 
-    examples = read_jsonl(data, required=("prompt", "gold"))[:limit]
     decode = DecodeConfig(max_new_tokens=max_new_tokens, max_rounds=max_rounds)
-    options = parse_options(opt or [])
-    experts = list(expert or [])
-    base_path = resolve_base(base)
-    model, tokenizer = load_base(base_path, device=device)
-    if experts:
-        model = combine((model, tokenizer), experts, method, **options)
     start = time.time()
-    settings = EvalSettings(max_new_tokens, batch_size, prompt=prompt, decode=decode)
-    result = EVALUATORS["gsm"].evaluate(model, tokenizer, data, examples, settings)
-    label = method if experts else "base"
-    record = cell_record(
-        result,
-        run=run,
-        base=base_path.name,
-        dataset=f"{data.parent.name}/{data.stem}",
-        dataset_version=None,
+    record, rows, result = evaluate_cell(
+        base,
+        data,
+        run,
+        list(expert or []),
+        method,
+        parse_options(opt or []),
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        device=device,
+        evaluator="gsm",
         prompt=prompt,
-        method=label,
-        library=",".join(e.name for e in experts) or "-",
-        config={
-            "base": str(base_path),
-            "experts": [str(e.resolve()) for e in experts],
-            "method": label,
-            "options": options,
-            "data": str(data.resolve()),
-            "decode": decode.model_dump(),
-        },
+        decode=decode.model_dump(),
+        limit=limit,
     )
-    con = connect(db)
-    try:
-        cell_id = add_cell(con, record, result.rows)
-    finally:
-        con.close()
+    cell_id = store_one(db, record, rows)
+    label = record["method"]
     low, high = result.ci
     console.print(
         f"{label} on {data} ({prompt}): {result.correct}/{result.n} = {result.accuracy:.3f} "
         f"[{low:.3f}, {high:.3f}], {result.count('no answer')} without an answer "
         f"({time.time() - start:.0f} s); stored as cell {cell_id} in {db}"
     )
-    errors = record["config"]["errors"]
+    errors = tally(result.analyses)
     for s in SOLUTION_TYPES:
         counts = ", ".join(f"{e}: {errors[s][e]}" for e in ERROR_TYPES)
         console.print(f"  {s} solutions: {sum(errors[s].values())} ({counts})")
-
-
-@gsm_app.command("run")
-def run_cmd(
-    preset: Annotated[
-        str, typer.Option(help="test, default (CPU, built-in base) or paper (GPU, --base)")
-    ] = "default",
-    config: Annotated[Path | None, typer.Option(help="a config YAML instead of a preset")] = None,
-    base: Annotated[
-        str | None, typer.Option(help="override the config's base (a model folder for paper)")
-    ] = None,
-    templates: Annotated[
-        str | None, typer.Option(help="override the config's templates ('own' or a folder)")
-    ] = None,
-    workdir: Annotated[Path, typer.Option(help="where data, experts and results.sqlite go")] = Path(
-        "gsm-work"
-    ),
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present)")] = None,
-    batch_size: Annotated[int, typer.Option(help="questions generated together")] = 32,
-    dry_run: Annotated[bool, typer.Option(help="check the config and print the plan; run nothing")] = False,
-) -> None:
-    """Run the easy-to-hard experiment: experts on GSM-Symbolic and P1 (CoT and code formats), combined
-    (Uniform, Arrow), evaluated on unseen P2 with CoT / 8-shot / TIR prompts, plus the error analysis;
-    prints the tables (also in WORKDIR/runs/NAME/tables.md). Resumable: trained experts and stored cells
-    are skipped. Presets are experiments/gsm/{test,default,paper}.yaml.
-
-    Example: loralab gsm run --preset paper --base /models/Qwen2.5-Math-1.5B-Instruct --templates
-    ../shared/data/gsm-symbolic/templates --workdir gsm-paper
-    """
-    from loralab.gsm.experiment import describe_plan, load_experiment, preset_path, run_experiment
-
-    spec = load_experiment(config or preset_path(preset))
-    if dry_run:
-        console.print(describe_plan(spec, base, templates), highlight=False)
-        return
-    check_output(workdir, "--workdir")
-    result = run_experiment(spec, workdir, base, templates, device, batch_size, log=console.print)
-    console.print(result.markdown, highlight=False, soft_wrap=True)
-    console.print(
-        f"{result.trained} experts trained, {result.evaluated} cells evaluated, {result.seconds:.0f} s; "
-        f"tables in {result.folder / 'tables.md'}, results in {workdir / 'results.sqlite'}"
-    )

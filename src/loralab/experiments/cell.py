@@ -12,6 +12,7 @@ from loralab.evaluation import Evaluation
 from loralab.evaluation.evaluators import EVALUATORS, EvalSettings
 from loralab.experiments.store import add_cell, connect
 from loralab.experts.library import load_expert
+from loralab.gsm.evaluate import DecodeConfig
 from loralab.models.load import load_base, resolve_base
 from loralab.worlds.jsonl import read_jsonl
 
@@ -59,12 +60,16 @@ def run_cell(
         retention,
         check_finite,
     )
+    return store_one(db, cell, rows), result
+
+
+def store_one(db: Path | str, cell: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    """Store a one-off cell (no content key: a command's evaluation, not a run's) and its examples; its id."""
     con = connect(db)
     try:
-        cell_id = add_cell(con, cell, rows)
+        return add_cell(con, cell, rows)
     finally:
         con.close()
-    return cell_id, result
 
 
 def evaluate_cell(
@@ -81,21 +86,27 @@ def evaluate_cell(
     method_label: str | None = None,
     retention: bool = True,
     check_finite: bool = True,
+    evaluator: str = "twohop",
+    prompt: str = "cot",
+    decode: dict[str, Any] | None = None,
+    limit: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], Evaluation]:
-    """`run_cell` without the store: (the cell's row, its example records, the two-hop result).
-    `check_finite` False skips the experts' NaN/Inf scan (`load_expert`)."""
+    """`run_cell` without the store: (the cell's row, its example records, the result). `check_finite` False
+    skips the experts' NaN/Inf scan (`load_expert`). `evaluator` (`EVALUATORS`) scores the file; a GSM one
+    asks with prompt style `prompt` and decodes with `decode` (`DecodeConfig`); `limit`: the first N rows."""
     data = Path(data)
-    examples = read_jsonl(data, required=("prompt", "gold"))
+    examples = read_jsonl(data, required=("prompt", "gold"))[:limit]
     base_path = resolve_base(base)
     model, tokenizer = load_base(base_path, device=device)
     if experts:
         loaded = [load_expert(e, check_finite=check_finite) for e in experts]
         model = combine(model, loaded, method or "uniform", **(options or {}))
     label = method_label or (method if experts else "base")
-    settings = EvalSettings(max_new_tokens, batch_size, str(label), retention=retention)
-    result = EVALUATORS["twohop"].evaluate(model, tokenizer, data, examples, settings)
+    decoding = DecodeConfig(**decode) if decode is not None else None
+    settings = EvalSettings(max_new_tokens, batch_size, str(label), prompt, decoding, retention)
+    result = EVALUATORS[evaluator].evaluate(model, tokenizer, data, examples, settings)
     name, version = dataset_label(data)
-    formats = {ex.get("format", "direct") for ex in examples}
+    formats = {prompt} if evaluator == "gsm" else {ex.get("format", "direct") for ex in examples}
     cell = {
         "run": run,
         "base": _base_label(base, base_path),
@@ -116,6 +127,7 @@ def evaluate_cell(
             "options": options or {},
             "data": str(data.resolve()),
             "max_new_tokens": max_new_tokens,
+            **({"evaluator": evaluator, "decode": decode} if evaluator != "twohop" else {}),
         },
     }
     return cell, result.rows + result.extra, result

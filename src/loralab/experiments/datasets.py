@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from loralab.gsm import datasets as gsm
+from loralab.gsm.prompts import PROMPTS
 from loralab.worlds import graph, setups, twohop
 
 
@@ -62,6 +64,28 @@ class GraphData(_Strict):
     seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
 
 
+class GsmData(_Strict):
+    """The easy-to-hard GSM experiment's data (paper Section 4.2): symbolic and P1 train/test, P2 test, in
+    one fine-tuning format."""
+
+    kind: Literal["gsm"]
+    format: Literal["cot", "code", "code-whole"] = Field(
+        "cot", description="cot (worked solutions), code (functions up to the level) or code-whole"
+    )
+    source: str = Field(
+        "own", description="templates: 'own' (the project's 10 families) or a folder (made absolute on load)"
+    )
+    train_per_template: int = Field(40, ge=1, le=40, description="training instances per template and level")
+    p2_per_template: int = Field(2, ge=1, description="P2 evaluation instances per template (paper: 2)")
+    seed: int | None = Field(None, description="the draw of instances; None: the cell's seed")
+
+    @field_validator("source")
+    @classmethod
+    def _absolute(cls, source: str) -> str:
+        """A folder is keyed by its absolute path, so one spec run from two places cannot share a key."""
+        return source if source == "own" else str(Path(source).resolve())
+
+
 @dataclass(frozen=True)
 class DatasetKind:
     name: str
@@ -73,6 +97,8 @@ class DatasetKind:
     known: Callable[[Any], bool]  # whether those files are known (a setup dataset names a real setup)
     held_out: Callable[[bool], str]  # cot? -> the held-out composition's task name
     listing: Callable[[], str]  # its line in `loralab ls datasets`
+    evaluator: str = "twohop"  # the `EVALUATORS` entry that scores its files
+    promptings: tuple[str, ...] = ("cot", "direct")  # what an evaluation's `prompting` may be
 
 
 def _twohop_label(d: Any, seed: int) -> str:
@@ -117,6 +143,15 @@ def _build_setup(folder: Path, s: dict[str, Any]) -> None:
 def _build_graph(folder: Path, s: dict[str, Any]) -> None:
     sizes = {k: s[k] for k in ("paths", "u1", "u2", "u3", "templates", "dev_templates", "test_templates")}
     graph.build_graph(folder, s["variant"], seed=s["seed"], overwrite=True, **sizes)
+
+
+def _gsm_label(d: Any, seed: int) -> str:
+    source = "own" if d.source == "own" else Path(d.source).name
+    return f"gsm-{source}-{d.format}-t{d.train_per_template}-p{d.p2_per_template}-s{seed}"
+
+
+def _build_gsm(folder: Path, s: dict[str, Any]) -> None:
+    gsm.build_experiment_data(folder, s)
 
 
 def _twohop_files(d: Any) -> set[str]:
@@ -187,5 +222,23 @@ register(
         lambda d: True,
         lambda cot: graph.task_name(graph.HELD_OUT, cot),
         lambda: f"Appendix A.3: variants {', '.join(graph.GRAPH_VARIANTS)}; Rel1..Rel5, Rel1->Rel2 held out",
+    )
+)
+register(
+    DatasetKind(
+        "gsm",
+        GsmData,
+        gsm.EXPERIMENT_VERSION,
+        _gsm_label,
+        _build_gsm,
+        lambda d: set(gsm.EXPERIMENT_FILES),
+        lambda d: True,
+        lambda cot: "p2",
+        lambda: (
+            "Section 4.2: GSM-Symbolic levels symbolic, p1 (train, test) and p2 (test); formats "
+            + ", ".join(gsm.FORMATS)
+        ),
+        "gsm",
+        tuple(PROMPTS),
     )
 )

@@ -8,7 +8,10 @@
 - a *cell* (base, its experts' hashes in library order, method and options, evaluation file, decoding)
   -> a row of ``WORKDIR/results.sqlite`` whose `key` column is the hash.
 
-A base contributes `base_identity` to every key (the one definition; GSM keys use it too). These keys name
+A base contributes `base_identity` to every key (the one definition). A base step (`kind: arithmetic`, the
+GSM experiment's continued pretraining) is built here when missing, into the base cache, and is then a base
+folder like any other. A cell is scored by its dataset kind's evaluator (`DATASETS[kind].evaluator`); a GSM
+cell's key adds its prompt style and decoding (`DecodeConfig`: TIR rounds, sandbox limits). These keys name
 folders and rows that earlier runs wrote, so they must not change (tests/test_plan_keys.py pins them).
 
 For every two-hop cell the plan adds the positive controls' cells it depends on
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from loralab.errors import LoralabError
 from loralab.evaluation.evaluators import EVALUATORS
 from loralab.experiments.datasets import DATASETS
 from loralab.experiments.spec import (
+    ArithmeticBase,
     Cell,
     ExperimentSpec,
     control_cells,
@@ -47,6 +51,7 @@ from loralab.experiments.spec import (
     role_of,
 )
 from loralab.experts.config import ExpertConfig
+from loralab.gsm.evaluate import DecodeConfig
 
 RESULTS = "results.sqlite"
 EVALUATOR_VERSION = EVALUATORS["twohop"].version
@@ -91,6 +96,9 @@ class CellJob:
     library: str
     max_new_tokens: int
     record: dict[str, Any] = field(hash=False)  # the cell's place in the experiment (stored with it)
+    evaluator: str = "twohop"  # the `EVALUATORS` entry that scores it (its dataset kind's)
+    prompt: str = "cot"  # gsm: the prompt style
+    decode: dict[str, Any] | None = field(default=None, hash=False)  # gsm: `DecodeConfig`
 
 
 @dataclass
@@ -100,6 +108,7 @@ class Plan:
     datasets: dict[str, DatasetJob]
     experts: dict[str, ExpertJob]
     cells: list[CellJob]
+    bases: dict[str, str] = field(default_factory=dict)  # a cell's base name -> what it loads
 
     @property
     def folder(self) -> Path:
@@ -115,6 +124,7 @@ class Plan:
             "datasets": [asdict(d) for d in self.datasets.values()],
             "experts": [asdict(e) for e in self.experts.values()],
             "cells": [asdict(c) for c in self.cells],
+            "bases": self.bases,
         }
 
 
@@ -148,32 +158,51 @@ def _file_hash(path: Path, cache: dict[Path, str]) -> str:
     return cache[path]
 
 
+def resolve_spec_base(spec: ExperimentSpec, name: str, log: Callable[[str], None] = print) -> str:
+    """What a cell's base `name` loads: a built-in or imported base's name or a folder, as written; a base
+    step (`kind: arithmetic`) is its cached folder, trained here first when missing."""
+    entry = spec.base_entry(name)
+    if not isinstance(entry, ArithmeticBase):
+        return entry
+    from loralab.gsm.arithmetic import ensure_arithmetic_base
+    from loralab.models.load import resolve_base
+
+    return str(ensure_arithmetic_base(resolve_base(entry.source), entry.arithmetic(), log))
+
+
 def plan(
     spec: ExperimentSpec,
     workdir: Path,
     scale: str | None = None,
     on_build: Callable[[DatasetJob], None] | None = None,
+    log: Callable[[str], None] = print,
 ) -> Plan:
     """Every job the spec needs, deduplicated by content.
 
-    Datasets are built here when missing (`on_build` is told first): an expert's hash is that of its
-    training files' bytes, so two setups whose mixtures coincide (setup-0's LoRA 1 and setup-5's) share one
-    expert."""
+    Datasets and base steps are built here when missing (`on_build` is told first of a dataset, `log` of
+    a base): an expert's hash is that of its training files' bytes, so two setups whose mixtures coincide
+    (setup-0's LoRA 1 and setup-5's) share one expert."""
     workdir = Path(workdir)
     hashes: dict[Path, str] = {}
     datasets: dict[str, DatasetJob] = {}
     experts: dict[str, ExpertJob] = {}
     cells: list[CellJob] = []
     controls: list[CellJob] = []
-    bases = {b: base_identity(b) for b in spec.bases}
+    bases: dict[str, str] = {}
+    identities: dict[str, str] = {}
     for cell in expand(spec):
-        data_keys = _plan_datasets(cell, workdir, datasets, on_build)
-        expert_keys = _plan_experts(cell, bases[cell.base], data_keys, workdir, experts, hashes)
-        job = _plan_cell(cell, bases[cell.base], data_keys, expert_keys, workdir)
+        data_keys = _plan_datasets(cell, workdir, datasets, on_build)  # first: seconds, and checks inputs
+        if cell.base not in bases:
+            bases[cell.base] = resolve_spec_base(cell.spec, cell.base, log)
+            identities[cell.base] = base_identity(bases[cell.base])
+        base_id = identities[cell.base]
+        cell = replace(cell, base=bases[cell.base])
+        expert_keys = _plan_experts(cell, base_id, data_keys, workdir, experts, hashes)
+        job = _plan_cell(cell, base_id, data_keys, expert_keys, workdir)
         refs = []
         for ctl in control_cells(cell):
-            keys = _plan_experts(ctl, bases[cell.base], data_keys, workdir, experts, hashes)
-            control = _plan_cell(ctl, bases[cell.base], data_keys, keys, workdir)
+            keys = _plan_experts(ctl, base_id, data_keys, workdir, experts, hashes)
+            control = _plan_cell(ctl, base_id, data_keys, keys, workdir)
             refs.append({**control.record["control"], "key": control.key})
             controls.append(control)
         job.record["controls"] = refs
@@ -184,7 +213,7 @@ def plan(
         if control.key not in have:
             have.add(control.key)
             cells.append(control)
-    return Plan(run_name(spec, scale), workdir, datasets, experts, cells)
+    return Plan(run_name(spec, scale), workdir, datasets, experts, cells, bases)
 
 
 def _plan_datasets(
@@ -263,7 +292,9 @@ def _plan_cell(
         else v
         for k, v in cell.method.options.items()
     }
-    max_new = MAX_NEW_TOKENS[ev.prompting]
+    evaluator = DATASETS[s.datasets[ev.dataset].kind].evaluator
+    decode = (s.decode or DecodeConfig()).model_dump() if evaluator == "gsm" else None
+    max_new = decode["max_new_tokens"] if decode else MAX_NEW_TOKENS[ev.prompting]
     what = {
         "base": base_id,
         "experts": expert_keys,
@@ -277,6 +308,13 @@ def _plan_cell(
         "data": [data_job.key, file, ev.triplets],
         "decoding": {"max_new_tokens": max_new, "batch": EVAL_BATCH, "evaluator": EVALUATOR_VERSION},
     }
+    if decode is not None:  # a GSM cell: its prompt style, decoding and sandbox limits, its evaluator
+        what["decoding"] = {
+            "prompt": ev.prompting,
+            **decode,
+            "batch": EVAL_BATCH,
+            "evaluator": EVALUATORS[evaluator].version,
+        }
     record = {
         "experiment": s.name,
         "point": cell.point,
@@ -292,6 +330,8 @@ def _plan_cell(
     }
     if cell.control is not None:
         record["control"] = asdict(cell.control)
+    if evaluator != "twohop":
+        record["evaluator"] = evaluator
     return CellJob(
         config_hash(what, 16),
         cell.base,
@@ -303,6 +343,9 @@ def _plan_cell(
         cell.library,
         max_new,
         record,
+        evaluator,
+        ev.prompting,
+        decode,
     )
 
 
@@ -379,6 +422,9 @@ def evaluate_job(
         job.max_new_tokens,
         EVAL_BATCH,
         method_label=job.method,
+        evaluator=job.evaluator,
+        prompt=job.prompt,
+        decode=job.decode,
     )
     cell["config"]["cell"] = job.record
     return cell, rows
@@ -409,9 +455,12 @@ def store_cell(plan: Plan, job: CellJob, cell: dict[str, Any], rows: list[dict[s
 
 
 def what(job: CellJob) -> str:
-    """``uniform on 2-combination``; a control cell: ``control: lora1 alone on ab.test.jsonl``."""
+    """``uniform on 2-combination``; a control cell: ``control: lora1 alone on ab.test.jsonl``; a GSM cell
+    also its prompt style and file."""
     if "control" in job.record:
         return f"control: {job.library} on {job.record['evaluation']['file']}"
+    if job.evaluator != "twohop":  # ``uniform on cot-attention: tir on p2.test.jsonl``
+        return f"{job.method} on {job.library}: {job.prompt} on {job.record['evaluation']['file']}"
     return f"{job.method} on {job.library}"
 
 
@@ -457,9 +506,12 @@ def load_plan(folder: Path) -> Plan:
                 c["library"],
                 c["max_new_tokens"],
                 c["record"],
+                c.get("evaluator", "twohop"),
+                c.get("prompt", "cot"),
+                c.get("decode"),
             )
             for c in raw["cells"]
         ]
     except (KeyError, TypeError) as exc:
         raise LoralabError(f"{path}: not a plan written by this loralab ({exc})") from None
-    return Plan(raw["run"], workdir, datasets, experts, cells)
+    return Plan(raw["run"], workdir, datasets, experts, cells, dict(raw.get("bases", {})))

@@ -30,6 +30,7 @@ from loralab.experiments.plan import (
     store_cell,
     stored,
     train_job,
+    what,
 )
 
 CPUS_PER_TASK = 1
@@ -109,7 +110,7 @@ def _schedule(p: Plan, ray: Any, console: Console) -> None:
         else:
             cell, rows, start, end = result
             store_cell(p, job, cell, rows)
-            line = f"{job.method} on {job.library} ({cell_where(job)}): {cell['accuracy']:.3f}"
+            line = f"{what(job)} ({cell_where(job)}): {cell['accuracy']:.3f}"
         timeline.append({"kind": kind, "key": job.key, "start": start, "end": end})
         console.print(f"  [{finished}/{total}] {line} ({end - start:.0f} s, Ray)", highlight=False)
         write_json(p.folder / "timeline.json", timeline)

@@ -107,7 +107,13 @@ def run(
         swept = _sweep_partials(workdir)
         if swept:
             console.print(f"removed {swept} partial artifact(s) of an interrupted run; they are redone")
-        p = plan(spec, workdir, scale, lambda d: console.print(f"  building dataset {d.path.name}"))
+        p = plan(
+            spec,
+            workdir,
+            scale,
+            lambda d: console.print(f"  building dataset {d.path.name}"),
+            lambda line: console.print(f"  {line}", highlight=False, markup=False),
+        )
         write_json(p.folder / "spec.json", spec.model_dump())
         write_json(p.folder / "plan.json", p.to_json())
         meta_path = p.folder / META
@@ -121,7 +127,7 @@ def run(
         meta.update(name=spec.name, run=p.run, scale=scale, spec_path=spec_path, **provenance())
         if probe:
             console.print("familiarity probe of the base(s) (once per base; --no-probe skips it)")
-            meta["familiarity"] = {b: _familiarity(b) for b in spec.bases}
+            meta["familiarity"] = {name: _familiarity(b) for name, b in p.bases.items()}
         write_json(meta_path, meta)
         console.print(describe(p), highlight=False)
         EXECUTORS[executor].execute(p, Execution(console, address, tuple(diagnostics)))

@@ -22,6 +22,12 @@ once per *grid point*. `grid` maps a dotted path into the spec (mapping keys, or
 `methods.1.options.top_k`) to a list of values; its points are the cartesian product of those lists, each
 value replacing the spec's own value at that path (and setting it where the spec leaves it out).
 
+A library may list its own `methods` or `evaluations` (then the spec's are not used for it); a base may be a
+base step, ``{name: ..., kind: arithmetic, source: default, steps: ...}`` (built once, cached like any base,
+cells call it by name); `decode` sets how GSM evaluations decode and run code, and `tables` the report's
+tables (`loralab.report.views`). The GSM experiment (`experiments/gsm/*.yaml`) uses all four. The types are
+in `loralab.experiments.schema`.
+
 `seeds` are independent replications: a cell's seed is its datasets' draw (unless a dataset spec fixes its
 own `seed:`) and its experts' training seed. An expert's `role` (hop1, hop2, oracle, mixed, none; inferred
 from its training files when absent, `role_of`) says which positive controls test it; `control_cells` gives
@@ -29,9 +35,9 @@ the cells that evaluate each member of a two-hop cell alone on its own held-out 
 adds to the plan.
 
 `load_spec` checks every grid point, the names a spec refers to (setups, methods and their options, datasets,
-experts, bases) and the files it asks of each dataset; any mistake is one `LoralabError` line,
-``FILE:LINE: key.path: why``. `apply_scale` resizes a spec for a *scale* (`SCALES`: test, default, paper,
-cpu-real; `loralab run SPEC --scale NAME`) without touching what it compares.
+experts, bases, table libraries), promptings, template folders and the files it asks of each dataset; any
+mistake is one `LoralabError` line, ``FILE:LINE: key.path: why``. `apply_scale` resizes a spec for a *scale*
+(`SCALES`: test, default, paper, cpu-real; `loralab run SPEC --scale NAME`) without touching what it compares.
 """
 
 from __future__ import annotations
@@ -40,151 +46,50 @@ import copy
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loralab.errors import LoralabError, did_you_mean
-from loralab.experiments.datasets import DATASETS, GraphData, SetupData, TwohopData
-from loralab.experts.config import ExpertConfig
+from loralab.experiments.datasets import DATASETS, GraphData, GsmData, SetupData, TwohopData
+from loralab.experiments.schema import (
+    ArithmeticBase,
+    BaseEntry,
+    Cell,
+    ControlRef,
+    DataRef,
+    Evaluation,
+    ExperimentSpec,
+    Library,
+    Loc,
+    MethodRef,
+    TrainPart,
+)
 
-Loc = tuple[str | int, ...]
+__all__ = [
+    "SCALES",
+    "ArithmeticBase",
+    "Cell",
+    "ControlRef",
+    "Evaluation",
+    "ExperimentSpec",
+    "MethodRef",
+    "apply_scale",
+    "check_spec",
+    "control_cells",
+    "control_tasks",
+    "eval_file",
+    "expand",
+    "load_spec",
+    "role_of",
+    "summary",
+]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-DatasetSpec = Annotated[TwohopData | SetupData | GraphData, Field(discriminator="kind")]
-
-
-class TrainPart(_Strict):
-    """One training file of an expert's mixture: a dataset's `file`, or its `task`'s training split."""
-
-    dataset: str = Field(description="a key of `datasets`")
-    file: str | None = Field(None, description="a file of that dataset, e.g. lora1.train.jsonl")
-    task: str | None = Field(None, description="a task of that dataset (its TASK.train.jsonl), e.g. ab")
-
-    @property
-    def filename(self) -> str:
-        return self.file or f"{self.task}.train.jsonl"
-
-
-Role = Literal["hop1", "hop2", "oracle", "mixed", "none"]
-
-
-class ExpertSpec(_Strict):
-    """One LoRA expert: what it trains on (the parts, concatenated in order) and its LoRA settings."""
-
-    train: list[TrainPart] = Field(min_length=1, description="the training mixture")
-    lora: ExpertConfig = Field(
-        default_factory=ExpertConfig, description="rank, alpha, targets, ...; the cell's seed replaces seed"
-    )
-    role: Role | None = Field(
-        None,
-        description="hop1 (A->B), hop2 (B->C), oracle (A->C), mixed (A->B and B->C) or none: which positive "
-        "controls test it; None: inferred from its training files (`role_of`)",
-    )
-
-
-class MethodRef(_Strict):
-    """A combination method of `loralab ls methods` and its options (checked against its signature)."""
-
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-Triplets = Literal["all", "first-half", "second-half"]
-
-
-class DataRef(_Strict):
-    """A dataset's file as a method option's value (`data` of cat_learned and lorahub), optionally only the
-    first or second half of its triplets (Table 10: CAT trained on half of R12, tested on the other half)."""
-
-    dataset: str = Field(description="a key of `datasets`")
-    file: str = Field(description="a file of that dataset, e.g. ac_cot.train.jsonl")
-    triplets: Triplets = Field("all", description="all, or the first or second half of the triplet ids")
-
-
-class Evaluation(_Strict):
-    """An evaluation set: a split of a dataset's held-out two-hop questions, prompted with CoT or directly."""
-
-    dataset: str = Field(description="a key of `datasets`")
-    split: Literal["dev", "test"] = "test"
-    prompting: Literal["cot", "direct"] = "cot"
-    file: str | None = Field(None, description="another file of the dataset (then prompting says how)")
-    triplets: Triplets = Field("all", description="all, or the first or second half of the triplet ids")
-
-
-class Library(_Strict):
-    """A library with methods of its own (e.g. one expert alone, evaluated once with `oracle`)."""
-
-    experts: list[str] = Field(description="the experts it combines; none only with method `base`")
-    methods: list[MethodRef] = Field(min_length=1, description="used instead of the spec's methods")
-
-
-class ExperimentSpec(_Strict):
-    """What an experiment compares; `expand` turns it into cells."""
-
-    name: str = Field(description="the experiment's name (results are stored under it)")
-    description: str = ""
-    bases: list[str] = Field(
-        min_length=1, description="base presets, imported bases or local HF model folders"
-    )
-    datasets: dict[str, DatasetSpec] = Field(min_length=1)
-    experts: dict[str, ExpertSpec] = Field(min_length=1)
-    libraries: dict[str, list[str] | Library] = Field(
-        min_length=1, description="name -> the experts it combines (or {experts: [...], methods: [...]})"
-    )
-
-    def members(self, library: str) -> list[str]:
-        """The experts of a library, in order."""
-        lib = self.libraries[library]
-        return lib.experts if isinstance(lib, Library) else lib
-
-    def methods_of(self, library: str) -> list[MethodRef]:
-        """The methods a library is evaluated with: its own, else the spec's."""
-        lib = self.libraries[library]
-        return lib.methods if isinstance(lib, Library) else self.methods
-
-    methods: list[MethodRef] = Field(min_length=1)
-    evaluations: list[Evaluation] = Field(min_length=1)
-    seeds: list[int] = Field([0], min_length=1)
-    grid: dict[str, list[Any]] = Field(
-        default_factory=dict, description="dotted path -> values; cells repeat per point of their product"
-    )
-
-
-@dataclass(frozen=True)
-class ControlRef:
-    """What a control cell measures: one expert alone on one task's held-out questions."""
-
-    expert: str
-    role: str
-    task: str  # ab, bc, ac or ac_cot
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One evaluation of the expanded grid: `spec` is the grid point's spec (no grid left). A control cell
-    (`control_cells`) evaluates one expert alone; its `library` is ``EXPERT alone``."""
-
-    spec: ExperimentSpec
-    point: dict[str, Any]
-    base: str
-    library: str
-    method: MethodRef
-    evaluation: Evaluation
-    seed: int
-    control: ControlRef | None = None
-
-    @property
-    def members(self) -> list[str]:
-        """The experts the cell combines, in order."""
-        return [self.control.expert] if self.control else self.spec.members(self.library)
 
 
 # ---------------------------------------------------------------------------
@@ -242,6 +147,20 @@ def _sizes(data: Any, scale: Scale) -> dict[str, int]:
     return {k: v for k, v in sizes.items() if v is not None and k in fields}
 
 
+def _rebased(bases: list[BaseEntry], builtin: str, presets: set[str]) -> list[BaseEntry]:
+    """Built-in bases (and the sources of base steps) replaced by `builtin`; equal names once."""
+    out: list[BaseEntry] = []
+    for b in bases:
+        if isinstance(b, str):
+            b = builtin if b in presets else b
+            if b in out:
+                continue
+        elif b.source in presets:
+            b = b.model_copy(update={"source": builtin})
+        out.append(b)
+    return out
+
+
 def apply_scale(spec: ExperimentSpec, name: str | None) -> ExperimentSpec:
     """`spec` resized for the scale `name`: dataset sizes, epochs, built-in base. A grid over a size the
     scale sets collapses to the scale's value. None leaves the spec as written."""
@@ -265,7 +184,7 @@ def apply_scale(spec: ExperimentSpec, name: str | None) -> ExperimentSpec:
         }
     bases = spec.bases
     if scale.builtin_base is not None:
-        bases = list(dict.fromkeys(scale.builtin_base if b in BASE_PRESETS else b for b in bases))
+        bases = _rebased(bases, scale.builtin_base, set(BASE_PRESETS))
     grid = {path: [sized[path]] if path in sized else values for path, values in spec.grid.items()}
     update = {"datasets": datasets, "experts": experts, "bases": bases, "grid": grid}
     return spec.model_copy(update=update)
@@ -511,10 +430,15 @@ def _check_datasets(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
             if data.relations not in CHAINS:
                 hint = did_you_mean(data.relations, CHAINS)
                 problems.append(_Invalid((*loc, "relations"), f"choose one of {', '.join(CHAINS)}{hint}"))
-        if not isinstance(data, SetupData) and (data.dev_templates + data.test_templates >= data.templates):
+        if isinstance(data, TwohopData | GraphData) and (
+            data.dev_templates + data.test_templates >= data.templates
+        ):
             problems.append(
                 _Invalid((*loc, "test_templates"), "dev + test templates leave none for training")
             )
+        if isinstance(data, GsmData) and data.source != "own" and not Path(data.source).is_dir():
+            message = f"{data.source}: not a folder (own, or a folder with symbolic/ p1/ p2/ templates)"
+            problems.append(_Invalid((*loc, "source"), message))
 
 
 def _unknown(what: str, name: str, choices: Any) -> str:
@@ -588,9 +512,7 @@ def _check_experts(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
 
 def _check_refs(spec: ExperimentSpec) -> list[_Invalid]:
     """Every problem with the names the spec refers to: datasets, their files, experts, methods and options,
-    bases."""
-    from loralab.models.load import base_names
-
+    evaluations, bases, report tables."""
     problems: list[_Invalid] = []
     _check_datasets(spec, problems)
     _check_experts(spec, problems)
@@ -600,32 +522,71 @@ def _check_refs(spec: ExperimentSpec) -> list[_Invalid]:
             if member not in spec.experts:
                 at: Loc = ("libraries", lib, "experts", i) if own else ("libraries", lib, i)
                 problems.append(_Invalid(at, _unknown("expert", member, spec.experts)))
-        if isinstance(entry, Library):
+        if isinstance(entry, Library) and entry.methods:
             _check_methods(spec, entry.methods, ("libraries", lib, "methods"), problems)
+        if isinstance(entry, Library) and entry.evaluations:
+            _check_evaluations(spec, entry.evaluations, ("libraries", lib, "evaluations"), problems)
         if not spec.members(lib) and any(m.name != "base" for m in spec.methods_of(lib)):
             at = ("libraries", lib, "experts") if own else ("libraries", lib)
             problems.append(_Invalid(at, "a library without experts is evaluated only with method base"))
     _check_methods(spec, spec.methods, ("methods",), problems)
-    for i, ev in enumerate(spec.evaluations):
+    _check_evaluations(spec, spec.evaluations, ("evaluations",), problems)
+    _check_bases(spec, problems)
+    _check_tables(spec, problems)
+    return problems
+
+
+def _check_evaluations(
+    spec: ExperimentSpec, evaluations: list[Evaluation], at: Loc, problems: list[_Invalid]
+) -> None:
+    """Each evaluation names a dataset of the spec, a file it holds and a prompting its kind knows."""
+    for i, ev in enumerate(evaluations):
         if ev.dataset not in spec.datasets:
-            problems.append(
-                _Invalid(("evaluations", i, "dataset"), _unknown("dataset", ev.dataset, spec.datasets))
-            )
+            problems.append(_Invalid((*at, i, "dataset"), _unknown("dataset", ev.dataset, spec.datasets)))
             continue
         data = spec.datasets[ev.dataset]
+        promptings = DATASETS[data.kind].promptings
+        if ev.prompting not in promptings:
+            hint = did_you_mean(ev.prompting, promptings)
+            message = f"{data.kind} data: choose one of {', '.join(promptings)}{hint}"
+            problems.append(_Invalid((*at, i, "prompting"), message))
         if not _known(data):
             continue  # its unknown setup is reported once
         file = eval_file(ev, data)
         if file not in _dataset_files(data):
-            problems.append(_Invalid(("evaluations", i), f"dataset {ev.dataset!r} has no {file}"))
+            problems.append(_Invalid((*at, i), f"dataset {ev.dataset!r} has no {file}"))
+
+
+def _check_bases(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
+    """Named bases or folders; a base step starts from a built-in base; no two bases share a name."""
+    from loralab.models.load import base_names
+    from loralab.models.tiny import BASE_PRESETS
+
+    names = ", ".join(base_names())
     for i, base in enumerate(spec.bases):
-        if base not in base_names() and not Path(base).is_dir():
-            names = ", ".join(base_names())
+        if isinstance(base, ArithmeticBase):
+            if base.source not in BASE_PRESETS:
+                hint = did_you_mean(base.source, BASE_PRESETS)
+                message = f"{base.source!r}: only a built-in base ({', '.join(BASE_PRESETS)}) is trained further{hint}"
+                problems.append(_Invalid(("bases", i, "source"), message))
+        elif base not in base_names() and not Path(base).is_dir():
             hint = did_you_mean(base, base_names())
             problems.append(
                 _Invalid(("bases", i), f"{base!r} is neither a named base ({names}) nor a folder{hint}")
             )
-    return problems
+    seen = spec.base_names()
+    for i, name in enumerate(seen):
+        if name in seen[:i]:
+            problems.append(_Invalid(("bases", i), f"{name!r}: two bases with one name"))
+
+
+def _check_tables(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
+    for i, table in enumerate(spec.tables):
+        for j, lib in enumerate(table.libraries or []):
+            if lib not in spec.libraries:
+                problems.append(
+                    _Invalid(("tables", i, "libraries", j), _unknown("library", lib, spec.libraries))
+                )
 
 
 def _validate(raw: Any) -> ExperimentSpec:
@@ -672,8 +633,8 @@ def _blame_grid(err: _Invalid, point: dict[str, Any], grid: dict[str, list[Any]]
 
 
 def check_spec(path: Path, scale: str | None = None) -> tuple[ExperimentSpec | None, list[str]]:
-    """(the spec at `scale`, []) or (None, every problem found), each one line ``FILE:LINE: key.path: why``.
-    A file that cannot be read or parsed is one problem."""
+    """(the spec, []) or (None, every problem found), each one line ``FILE:LINE: key.path: why``. A file that
+    cannot be read or parsed is one problem."""
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -711,9 +672,8 @@ def _located(path: Path, err: _Invalid, lines: dict[Loc, int]) -> str:
 
 
 def load_spec(path: Path, scale: str | None = None) -> ExperimentSpec:
-    """Read and check a spec, resized for `scale` (`apply_scale`); an error is one line,
-    ``FILE:LINE: key.path: why`` (the first problem, with how many more there are: `loralab validate` lists
-    them all)."""
+    """Read and check a spec; an error is one line, ``FILE:LINE: key.path: why`` (the first problem, with how
+    many more there are: `loralab validate` lists them all)."""
     spec, problems = check_spec(path, scale)
     if spec is None:
         more = f" (and {len(problems) - 1} more: loralab validate lists them)" if len(problems) > 1 else ""
@@ -722,14 +682,14 @@ def load_spec(path: Path, scale: str | None = None) -> ExperimentSpec:
 
 
 def expand(spec: ExperimentSpec) -> list[Cell]:
-    """The cells: grid points x bases x libraries x methods (the library's own, else the spec's) x
-    evaluations x seeds, in that nesting order."""
+    """The cells: grid points x bases x libraries x methods x evaluations (the library's own, else the
+    spec's) x seeds, in that nesting order."""
     cells: list[Cell] = []
     for point in _points(spec.grid):
         concrete = ExperimentSpec.model_validate(_at_point(spec.model_dump(), point))
-        for base, library in itertools.product(concrete.bases, concrete.libraries):
+        for base, library in itertools.product(concrete.base_names(), concrete.libraries):
             for method, evaluation, seed in itertools.product(
-                concrete.methods_of(library), concrete.evaluations, concrete.seeds
+                concrete.methods_of(library), concrete.evaluations_of(library), concrete.seeds
             ):
                 cells.append(Cell(concrete, point, base, library, method, evaluation, seed))
     return cells

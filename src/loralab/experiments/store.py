@@ -1,4 +1,9 @@
-"""The results store: an embedded SQLite database, one row per evaluated example and one per cell."""
+"""The results store: an embedded SQLite database, one row per evaluated example and one per cell.
+
+Every evaluator's per-example fields are typed columns of `examples` (`EXAMPLE_EXTRAS`: the two-hop task,
+triplet and bridge; the GSM analysis: status, solution and error type, steps, extraction, code runs, sandbox
+limits), NULL where an evaluator has none; `cells` returns each cell with its retention `metrics` and its
+`analysis` counts drawn from them."""
 
 from __future__ import annotations
 
@@ -10,7 +15,26 @@ from typing import Any
 
 from loralab.errors import LoralabError
 
-SCHEMA = """
+# a runner's cell is stored once per content key (NULL keys, from one-off commands, never collide)
+KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS cells_key ON cells(key)"
+
+# columns added after the first release; older databases get them on open
+EXAMPLE_EXTRAS = {
+    "task": "TEXT",
+    "triplet": "INTEGER",
+    "bridge": "TEXT",
+    # the GSM evaluator's analysis of each answer (`loralab.gsm.evaluate.analysis_columns`); NULL elsewhere
+    "status": "TEXT",
+    "solution_type": "TEXT",
+    "error_type": "TEXT",
+    "steps": "INTEGER",
+    "extraction": "TEXT",
+    "code_runs": "INTEGER",
+    "limits": "TEXT",
+}
+EXAMPLE_COLUMNS = ("example_id", "prompt", "gold", "output", "extracted", "correct", *EXAMPLE_EXTRAS)
+_EXTRA_DDL = ", ".join(f"{name} {kind}" for name, kind in EXAMPLE_EXTRAS.items())
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cells (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run TEXT NOT NULL, base TEXT NOT NULL, dataset TEXT NOT NULL, dataset_version TEXT,
@@ -20,16 +44,10 @@ CREATE TABLE IF NOT EXISTS cells (
 );
 CREATE TABLE IF NOT EXISTS examples (
     cell_id INTEGER NOT NULL REFERENCES cells(id), example_id TEXT, prompt TEXT, gold TEXT,
-    output TEXT, extracted TEXT, correct INTEGER NOT NULL, task TEXT, triplet INTEGER, bridge TEXT
+    output TEXT, extracted TEXT, correct INTEGER NOT NULL, {_EXTRA_DDL}
 );
 CREATE INDEX IF NOT EXISTS examples_cell ON examples(cell_id);
 """
-# a runner's cell is stored once per content key (NULL keys, from one-off commands, never collide)
-KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS cells_key ON cells(key)"
-
-# columns added after the first release; older databases get them on open
-EXAMPLE_EXTRAS = {"task": "TEXT", "triplet": "INTEGER", "bridge": "TEXT"}
-EXAMPLE_COLUMNS = ("example_id", "prompt", "gold", "output", "extracted", "correct", *EXAMPLE_EXTRAS)
 
 CELL_COLUMNS = (
     "run",
@@ -111,9 +129,7 @@ def add_cell(
                     r["output"],
                     r["extracted"],
                     int(r["correct"]),
-                    r.get("task"),
-                    r.get("triplet"),
-                    r.get("bridge"),
+                    *(r.get(name) for name in EXAMPLE_EXTRAS),
                 )
                 for r in rows
             ],
@@ -152,5 +168,19 @@ def cells(
     from loralab.evaluation.retention import retention_metrics
 
     for row in rows:
-        row["metrics"] = retention_metrics(examples(con, row["id"]))
+        records = examples(con, row["id"])
+        row["metrics"] = retention_metrics(records)
+        row["analysis"] = analysis_counts(records)
     return rows
+
+
+def analysis_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """The examples' analysis counted (empty when they have none): ``status:S`` and
+    ``type:SOLUTION_TYPE/ERROR_TYPE`` -> how many examples."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.get("status") is None:
+            continue
+        for key in (f"status:{r['status']}", f"type:{r['solution_type']}/{r['error_type']}"):
+            counts[key] = counts.get(key, 0) + 1
+    return counts

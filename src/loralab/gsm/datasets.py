@@ -219,6 +219,70 @@ def ensure_gsm(out: Path | str, **options: Any) -> Path:
     return build_gsm(Path(out), **{**options, "overwrite": True})
 
 
+FORMATS: dict[str, tuple[str, str]] = {
+    "cot": ("cot", "level"),
+    "code": ("code", "level"),
+    "code-whole": ("code", "whole"),
+}
+"""The easy-to-hard experiment's fine-tuning formats -> (solution, code graph): worked natural-language
+solutions; the family's reusable functions up to the instance's level; every level's functions (the
+paper's "whole computation graph" code)."""
+EXPERIMENT_VERSION = "gsm-exp-1"
+EXPERIMENT_FILES = (
+    *(f"{lv}.{s}.jsonl" for lv in FINETUNE_LEVELS for s in ("train", "test")),
+    "p2.test.jsonl",
+)
+
+
+def templates_root(source: str) -> Path:
+    """The template folder a spec's `source` names: 'own' (the project's families) or a folder."""
+    if source == "own":
+        return own_templates_dir()
+    root = Path(source)
+    if not root.is_dir():
+        raise LoralabError(f"source {source}: not a folder with symbolic/ p1/ p2/ templates")
+    return root
+
+
+def build_experiment_data(out: Path, spec: Mapping[str, Any]) -> Path:
+    """The easy-to-hard experiment's dataset (a spec's `kind: gsm`) in fine-tuning format `spec["format"]`:
+    `symbolic.train/test` and `p1.train/test` (the first `train_per_template` of the 40 training instances
+    per template) and `p2.test` with `p2_per_template` instances per template (the first 2 are the standard
+    dataset's P2 questions). Released templates whose solution disagrees with `#answer` are left out."""
+    from loralab.gsm.solutions import families
+
+    own = spec["source"] == "own"
+    root = templates_root(spec["source"])
+    solution, graph = FORMATS[spec["format"]]
+    by_level = load_templates(root)
+    files = gsm_files(by_level, spec["seed"], solution, graph, skip_inconsistent=not own).files
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for level in FINETUNE_LEVELS:
+        train = files.get(f"{level}.train.jsonl", [])
+        rows[f"{level}.train.jsonl"] = [r for r in train if r["instance"] < spec["train_per_template"]]
+        rows[f"{level}.test.jsonl"] = files.get(f"{level}.test.jsonl", [])
+    code = families(by_level) if solution == "code" else {}
+    p2 = []
+    for template in by_level.get("p2", []):
+        try:
+            drawn = distinct_instances(template, spec["p2_per_template"], spec["seed"])
+        except LoralabError:
+            if own:
+                raise
+            continue
+        p2 += [
+            gsm_row(x, k, "test", solution, code.get(template.family, ()), graph) for k, x in enumerate(drawn)
+        ]
+    rows["p2.test.jsonl"] = p2
+    with atomic_dir(out, overwrite=True) as tmp:
+        for name, content in rows.items():
+            write_jsonl(tmp / name, content)
+        counts = {name: len(content) for name, content in rows.items()}
+        meta = {"generator": EXPERIMENT_VERSION, "kind": "gsm", "templates": str(root), **spec}
+        write_json(tmp / "meta.json", {**meta, "counts": counts, **provenance()})
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The released format
 

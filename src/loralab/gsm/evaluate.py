@@ -13,11 +13,10 @@ Model-written code only ever runs inside `sandbox.run_code`: a hostile block (an
 memory bomb, a socket) is stopped by its limits, its failure is shown to the model as the ```output, and the
 example is scored like any other.
 
-What is stored (`store_gsm_cell`): one `cells` row per evaluation (prompting = the prompt style) and one
-`examples` row per question (`extracted` holds the extracted answer text, "" when none). The per-example
-analysis goes into the cell's `config` JSON, because the examples table has no column for it:
-`config["analysis"][example_id] = {status, solution_type, error_type, steps, method, code_runs, limits}` and
-`config["errors"]` = the `analysis.tally` table (solution type -> error type -> count).
+What is stored (`loralab.experiments.store`): one `cells` row per evaluation (prompting = the prompt style)
+and one `examples` row per question (`extracted` holds the extracted answer text, "" when none) with the
+analysis in typed columns: `status` (correct, wrong, no answer), `solution_type`, `error_type`, `steps`,
+`extraction` (how the answer was found), `code_runs` and `limits` (the sandbox limits hit, comma-separated).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loralab.errors import LoralabError
 from loralab.evaluation import Evaluation
-from loralab.gsm.analysis import analyze, tally
+from loralab.gsm.analysis import analyze
 from loralab.gsm.extract import gold_value
 from loralab.gsm.prompts import PROMPTS, render
 from loralab.gsm.sandbox import Limits, SandboxResult, run_code
@@ -244,42 +243,18 @@ def evaluate_gsm(
                 "limits": [r.result.limit for r in tir.runs if r.result.limit] if tir else [],
             }
         )
+        rows[-1].update(analysis_columns(details[-1]))
     return Evaluation(rows, analyses=analyses, details=details)
 
 
-def cell_record(
-    result: Evaluation,
-    *,
-    run: str,
-    base: str,
-    dataset: str,
-    dataset_version: str | None,
-    prompt: str,
-    method: str,
-    library: str,
-    config: dict[str, Any],
-) -> dict[str, Any]:
-    """The `cells` row of one GSM evaluation, with the per-example analysis in its config."""
-    analysis = {row["id"]: d for row, d in zip(result.rows, result.details, strict=True)}
-    low, high = result.ci
+def analysis_columns(detail: dict[str, Any]) -> dict[str, Any]:
+    """An example's analysis as the store's typed columns (`loralab.experiments.store.EXAMPLE_EXTRAS`)."""
     return {
-        "run": run,
-        "base": base,
-        "dataset": dataset,
-        "dataset_version": dataset_version,
-        "prompting": prompt,
-        "method": method,
-        "library": library,
-        "n": result.n,
-        "correct": result.correct,
-        "accuracy": result.accuracy,
-        "ci_low": low,
-        "ci_high": high,
-        "config": {
-            **config,
-            "evaluator": GSM_EVALUATOR_VERSION,
-            "no_answer": result.count("no answer"),
-            "errors": tally(result.analyses),
-            "analysis": analysis,
-        },
+        "status": detail["status"],
+        "solution_type": detail["solution_type"],
+        "error_type": detail["error_type"],
+        "steps": detail["steps"],
+        "extraction": detail["method"],
+        "code_runs": detail["code_runs"],
+        "limits": ",".join(detail["limits"]),
     }

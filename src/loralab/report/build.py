@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import META, atomic_dir, read_json
+from loralab.experiments.schema import TableSpec
 from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
 from loralab.report.html import render_html
@@ -29,6 +30,14 @@ from loralab.report.layouts import (
 )
 from loralab.report.paper import DEFAULT_MODEL
 from loralab.report.run import RunReport, stored_cells
+from loralab.report.views import spec_tables
+
+
+def _declared_tables(folder: Path) -> list[TableSpec]:
+    """The report tables the run's spec declares (`tables:`), from its resolved spec.json."""
+    path = folder / "spec.json"
+    raw = read_json(path).get("tables") if path.is_file() else None
+    return [TableSpec.model_validate(t) for t in raw or []]
 
 
 def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
@@ -46,7 +55,8 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     pc.mark_confounded(groups, results)
     experiment = str(plan.cells[0].record.get("experiment", plan.run)) if plan.cells else plan.run
     layout = layout_for(experiment)
-    tables = [build_table(layout, groups, model)]
+    declared = _declared_tables(Path(folder))
+    tables = spec_tables(declared, groups) if declared else [build_table(layout, groups, model)]
     for extra in (seeds_table(layout, groups), retention_table(layout, groups)):
         if extra is not None:
             tables.append(extra)

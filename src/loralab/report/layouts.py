@@ -51,6 +51,7 @@ class Group:
     paper: PaperMatch | None = None
     per_seed: dict[int, tuple[int, int]] = field(default_factory=dict)  # seed -> (correct, n), done seeds
     confounded: list[str] = field(default_factory=list)  # why its controls make it uninterpretable
+    analysis: dict[str, int] = field(default_factory=dict)  # pooled `store.analysis_counts` (GSM)
 
     def seed_values(self) -> list[float]:
         """Each done seed's accuracy, in seed order."""
@@ -115,12 +116,14 @@ def pool(plan: Plan, stored: dict[str, dict[str, Any]], controls: bool = False) 
     """The plan's cells grouped over seeds (in plan order), with the stored rows (by key) of those done. The
     positive controls' cells the runner adds (`loralab.report.controls` reads them) only with `controls`."""
     groups: dict[str, Group] = {}
+    names = {loaded: name for name, loaded in plan.bases.items()}  # a base step by its spec name
     for job in plan.cells:
         if "control" in job.record and not controls:
             continue
         key = _group_key(job)
         if key not in groups:
-            groups[key] = Group(job.base, job.record, paper=paper_match(job.record, _trained(job, plan)))
+            base = names.get(job.base, job.base)
+            groups[key] = Group(base, job.record, paper=paper_match(job.record, _trained(job, plan)))
         group = groups[key]
         seed = int(job.record.get("seed", 0))
         if seed in group.seeds:
@@ -134,6 +137,8 @@ def pool(plan: Plan, stored: dict[str, dict[str, Any]], controls: bool = False) 
         group.n += int(row["n"])
         group.per_seed[seed] = (int(row["correct"]), int(row["n"]))
         group.dataset = group.dataset or str(row.get("dataset", ""))
+        for name, count in (row.get("analysis") or {}).items():
+            group.analysis[name] = group.analysis.get(name, 0) + int(count)
         for name, rate in (row.get("metrics") or {}).items():
             old = group.metrics.get(name, Rate(0, 0))
             group.metrics[name] = Rate(old.k + rate.k, old.n + rate.n)
@@ -597,6 +602,7 @@ COLUMNS = (
     "confounded",
     "confounded_reason",
     *(f"{k}{part}" for k in RETENTION for part in ("", "_n")),
+    "analysis",
     *PAPER_COLUMNS,
 )
 """The tidy table's columns, in the order report.csv writes them and report.json's records list them."""
@@ -641,6 +647,7 @@ def _cell_record(g: Group, model: str) -> dict[str, Any]:
         **seed_columns(g.per_seed),
         "confounded": bool(g.confounded) if g.done else None,
         "confounded_reason": "; ".join(g.confounded),
+        "analysis": dict(sorted(g.analysis.items())) or None,
     }
     for k in RETENTION:
         rate = g.metrics.get(k)
