@@ -191,6 +191,15 @@ def test_verdict_labels_and_spearman() -> None:
         "routes correctly, does not compose (owner 0.90) (no expert owns the two-hop prompts)"
         in verdict(diag)["labels"]
     )
+    # no answer tokens marked: no answer label, no score
+    assert not any("answer" in label for label in verdict(diag)["labels"])
+    assert verdict(diag)["scores"]["answer_owner_top1"] is None
+    # the owner is the top expert at 0.7 of the answer tokens: 0.7 >= 0.5 + 0.15 picks; 0.6 does not
+    diag["routing"]["by_class"]["answer"] = {"tokens": 50, "owner_top1": 0.7}
+    assert "picks the owner at the answer (top-1 0.70, chance 0.50)" in verdict(diag)["labels"]
+    diag["routing"]["by_class"]["answer"]["owner_top1"] = 0.6
+    assert "answer tokens at chance (top-1 0.60, chance 0.50)" in verdict(diag)["labels"]
+    assert verdict(diag)["scores"]["answer_owner_top1"] == 0.6
     assert spearman_ci([1, 2, 3, 4], [10, 20, 30, 45]) == {"n": 4, "rho": 1.0, "ci95": [1.0, 1.0]}
     assert spearman_ci([1, 2, 3, 4], [4, 3, 2, 1])["rho"] == -1.0
     assert spearman_ci([1, 1, 1], [1, 2, 3])["rho"] is None

@@ -7,6 +7,10 @@ Thresholds (`THRESHOLDS`), over the probes' focus tokens (last prompt token + co
 - `routes correctly (owner c)`: the owner's mean coefficient c >= 0.8;
   `routes at chance (owner c, chance 1/E)`: |c - 1/E| <= 0.1; `routes away from the owner`: c < 1/E - 0.1;
   anything between: `routes partly`;
+- `picks the owner at the answer (top-1 x, chance 1/E)`: where the probes mark the gold answer's tokens in
+  the continuation, the owner is the top expert at x >= 1/E + 0.15 of them; below that, `answer tokens at
+  chance (top-1 x, chance 1/E)`. A mean coefficient near chance over all focus tokens can hide a router
+  that picks the owner where the answer is written (SmolLM2: mean 0.53, answer top-1 0.73; README);
 - `forgets by dilution (NAME keeps R of its accuracy at lambda L)`: on its strength curve, the expert's
   accuracy at the lambda the combination gives it (its mean routing coefficient on its own probes for a
   router; 1/E for uniform, uniform_factor and uniform_route; lam for task_arithmetic; its weight for
@@ -33,6 +37,7 @@ THRESHOLDS = {
     "flat_entropy_ratio": 0.9,
     "routes_correctly": 0.8,
     "chance_band": 0.1,
+    "answer_pick": 0.15,
     "dilution_ratio": 0.5,
     "strength_holds": 0.8,
     "compose_nats": 0.1,
@@ -76,6 +81,13 @@ def _routing_labels(routing: dict[str, Any], labels: list[str], scores: dict[str
         labels.append(f"routes away from the owner (owner {owner:.2f}, chance {chance:.2f})")
     else:
         labels.append(f"routes partly (owner {owner:.2f}, chance {chance:.2f})")
+    answer = routing.get("by_class", {}).get("answer") or {}
+    top1 = answer.get("owner_top1") if answer.get("tokens") else None
+    scores["answer_owner_top1"] = top1
+    if top1 is not None:
+        picks = top1 >= chance + t["answer_pick"]
+        what = "picks the owner at the answer" if picks else "answer tokens at chance"
+        labels.append(f"{what} (top-1 {top1:.2f}, chance {chance:.2f})")
 
 
 def _strength_labels(

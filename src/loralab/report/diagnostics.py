@@ -11,11 +11,13 @@ from typing import Any
 from loralab.artifacts import read_json
 from loralab.diagnose import DIAGNOSTICS
 from loralab.diagnose.validate import spearman_ci
+from loralab.diagnose.verdict import verdict
 from loralab.report.layouts import ReportTable
 from loralab.report.run import stored_cells
 
 SCORES = (
     ("owner_coefficient", "owner coef."),
+    ("answer_owner_top1", "answer owner top-1"),
     ("entropy_ratio", "entropy / ln E"),
     ("dilution_ratio", "dilution ratio"),
     ("prototype_abs_cos", "prototype |cos|"),
@@ -34,7 +36,8 @@ def diagnosed(plan: Any, stored: dict[str, dict[str, Any]]) -> list[tuple[Any, d
     for job in plan.cells:
         path = plan.workdir / "diagnostics" / job.key / DIAGNOSTICS
         if path.is_file():
-            out.append((job, read_json(path).get("verdict", {}), stored.get(job.key)))
+            # the verdict is a function of the stored measurements: recomputed, so older runs get new scores
+            out.append((job, verdict(read_json(path)), stored.get(job.key)))
     return out
 
 
