@@ -122,6 +122,12 @@ def test_the_ray_executor_trains_two_experts_at_once_and_equals_local(
     assert max(a["start"], b["start"]) < min(a["end"], b["end"])  # the two trainings overlapped
     assert adapter_hashes(tmp_path) == adapter_hashes(reference)
     assert stored_results(tmp_path) == stored_results(reference)
+    # the cell tasks wrote each cell's diagnostics, the same cells and verdicts as the local run's
+    diagnosed = sorted(d.name for d in (tmp_path / "diagnostics").iterdir())
+    assert diagnosed and diagnosed == sorted(d.name for d in (reference / "diagnostics").iterdir())
+    for key in diagnosed:
+        ours, local = (read_json(w / "diagnostics" / key / "diagnostics.json") for w in (tmp_path, reference))
+        assert ours["verdict"]["labels"] == local["verdict"]["labels"]
 
 
 def test_a_bad_spec_starts_nothing(

@@ -402,6 +402,18 @@ def train_job(job: ExpertJob, threads: int | None = None) -> Path:
     )
 
 
+def diagnose_job(
+    p: Plan, job: CellJob, rows: list[dict[str, Any]], parts: tuple[str, ...] | list[str]
+) -> Path | None:
+    """The cell's `loralab.diagnose` parts, measured on its own outputs `rows`, into
+    WORKDIR/diagnostics/CELL_KEY/ (`loralab.diagnose.cell`); both executors call it."""
+    from loralab.diagnose.cell import diagnose_cell  # torch and the combination stack: loaded when used
+
+    paths = [p.experts[k].path for k in job.experts]
+    folder = p.workdir / "diagnostics" / job.key
+    return diagnose_cell(folder, job.base, paths, job.method, job.options, job.data, rows, parts)
+
+
 def evaluate_job(
     job: CellJob, run: str, expert_paths: list[Path], threads: int | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -4,7 +4,8 @@ The plan has built the datasets (seconds of CPU); the driver submits every missi
 one CPU (and one GPU when the cluster has GPUs). Each cell waiting on experts is submitted the moment the
 last of them is trained. Tasks write only their own artifacts (expert folders, atomically, on a filesystem
 the cluster shares); a cell task returns its rows and the driver alone writes the results store, so there
-is one writer and the store's content-key index sees every insert. The start and end of every task go to
+is one writer and the store's content-key index sees every insert; a cell task also writes the cell's
+diagnostics (``diagnostics/CELL_KEY/``) before it returns. The start and end of every task go to
 ``runs/RUN/timeline.json``.
 
 Ray is optional: ``pip install 'loralab[ray]'``. With `address` None and no Ray running in this process, a
@@ -26,6 +27,7 @@ from loralab.experiments.plan import (
     ExpertJob,
     Plan,
     cell_where,
+    diagnose_job,
     evaluate_job,
     store_cell,
     stored,
@@ -43,14 +45,17 @@ def _timed_train(job: ExpertJob, threads: int) -> tuple[str, float, float]:
 
 
 def _timed_evaluate(
-    job: CellJob, run: str, paths: list[Any], threads: int
+    job: CellJob, p: Plan, threads: int, parts: tuple[str, ...]
 ) -> tuple[dict[str, Any], list[dict[str, Any]], float, float]:
+    """Evaluate one cell, then write its diagnostics (in the task: the workdir is shared); the driver
+    stores the rows."""
     start = time.time()
-    cell, rows = evaluate_job(job, run, paths, threads)
+    cell, rows = evaluate_job(job, p.run, [p.experts[k].path for k in job.experts], threads)
+    diagnose_job(p, job, rows, parts)
     return cell, rows, start, time.time()
 
 
-def execute_ray(p: Plan, address: str | None, console: Console) -> None:
+def execute_ray(p: Plan, address: str | None, console: Console, parts: tuple[str, ...] = ()) -> None:
     try:
         import ray
     except ImportError:
@@ -63,13 +68,13 @@ def execute_ray(p: Plan, address: str | None, console: Console) -> None:
             where = f"--address {address}" if address else "a local Ray instance"
             raise LoralabError(f"{where}: cannot start or join Ray ({str(exc).splitlines()[0]})") from None
     try:
-        _schedule(p, ray, console)
+        _schedule(p, ray, console, parts)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _schedule(p: Plan, ray: Any, console: Console) -> None:
+def _schedule(p: Plan, ray: Any, console: Console, parts: tuple[str, ...]) -> None:
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     train = ray.remote(num_cpus=CPUS_PER_TASK, num_gpus=gpus, max_retries=0)(_timed_train)
     evaluate = ray.remote(num_cpus=CPUS_PER_TASK, num_gpus=gpus, max_retries=0)(_timed_evaluate)
@@ -86,8 +91,7 @@ def _schedule(p: Plan, ray: Any, console: Console) -> None:
 
     def submit_ready() -> None:
         for c in [c for c in waiting if all(k in ready for k in c.experts)]:
-            paths = [p.experts[k].path for k in c.experts]
-            pending[evaluate.remote(c, p.run, paths, CPUS_PER_TASK)] = ("cell", c)
+            pending[evaluate.remote(c, p, CPUS_PER_TASK, parts)] = ("cell", c)
             waiting.remove(c)
 
     submit_ready()

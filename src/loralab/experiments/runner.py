@@ -36,6 +36,7 @@ from loralab.experiments.plan import (
     CellJob,
     Plan,
     cell_where,
+    diagnose_job,
     evaluate_job,
     load_plan,
     plan,
@@ -168,8 +169,6 @@ def _stage(
 def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) -> None:
     """Experts, then cells (the plan built the datasets), each skipped when already complete; then each new
     cell's `diagnostics` parts (`loralab.diagnose.cell`)."""
-    from loralab.diagnose.cell import diagnose_cell
-
     _stage(
         console,
         "experts",
@@ -181,17 +180,7 @@ def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) ->
     def evaluate_one(job: CellJob) -> str:
         cell, rows = evaluate_job(job, p.run, [p.experts[k].path for k in job.experts])
         store_cell(p, job, cell, rows)
-        paths = [p.experts[k].path for k in job.experts]
-        diagnose_cell(
-            p.workdir / "diagnostics" / job.key,
-            job.base,
-            paths,
-            job.method,
-            job.options,
-            job.data,
-            rows,
-            diagnostics,
-        )
+        diagnose_job(p, job, rows, tuple(diagnostics))
         return f"{what(job)} ({cell_where(job)}): {cell['accuracy']:.3f}"
 
     _stage(console, "cells", [c for c in p.cells if c.key not in have], evaluate_one)
@@ -200,7 +189,7 @@ def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) ->
 @dataclass(frozen=True)
 class Execution:
     """How a plan is executed, apart from what it computes: where to log, the Ray cluster to join (None:
-    start one), the `loralab.diagnose` parts measured per evaluated cell (local executor)."""
+    start one), the `loralab.diagnose` parts measured per evaluated cell (either executor)."""
 
     console: Console
     address: str | None = None
@@ -224,8 +213,9 @@ EXECUTORS: dict[str, Executor] = {
         ),
         Executor(
             "ray",
-            "experts and cells as Ray tasks, a cell as soon as its experts exist (pip install 'loralab[ray]')",
-            lambda p, x: execute_ray(p, x.address, x.console),
+            "experts and cells as Ray tasks, a cell (and its diagnostics) as soon as its experts exist "
+            "(pip install 'loralab[ray]')",
+            lambda p, x: execute_ray(p, x.address, x.console, x.diagnostics),
         ),
     )
 }
