@@ -454,6 +454,10 @@ def test_cli_audit(
     reading = (tmp_path / "a" / "reading.txt").read_text()
     printed = capsys.readouterr().out
     assert reading.startswith("Alone, the 2 experts") and reading.strip() in printed
+    # the routing sentence ends with the owner's top-1 rate at the gold answer's tokens when probes mark them
+    top1 = out["library"]["arrow"]["routing"]["answer_owner_top1"]
+    said = "at the tokens of the gold answer the owner is its top choice"
+    assert (f"{said} {top1:.2f} of the time." in reading) if top1 is not None else (said not in reading)
     assert "uniform: accuracy" in printed and "arrow: accuracy" in printed  # the interference tables
     # adapters loralab did not train and no --probe: one line
     assert run_cli([*args, "--out", str(tmp_path / "b")], monkeypatch) == 2

@@ -226,12 +226,14 @@ def _whole(
         ]
         routing = trace(model, traced, names, heatmaps=0)
         acc = routing.get("accuracy", {})
+        answer = routing["by_class"].get("answer") or {}
         out["routing"] = {
             "chance": acc.get("chance"),
             "owner_coefficient": acc.get("focus_tokens"),
             "owner_top1": acc.get("focus_tokens_top1"),
             "by_owner": {k: v.get("owner_coefficient") for k, v in acc.get("by_owner", {}).items()},
             "entropy_ratio": routing["by_class"]["focus"].get("entropy_ratio"),
+            "answer_owner_top1": answer.get("owner_top1") if answer.get("tokens") else None,
         }
     return out
 
@@ -274,7 +276,12 @@ def reading(result: dict[str, Any]) -> str:
         if r and r.get("owner_coefficient") is not None:
             parts.append(
                 f"With all {len(names)} experts, {method} gives the owner {r['owner_coefficient']:.2f} of the "
-                f"weight (chance {r['chance']:.2f}; entropy {r['entropy_ratio']:.2f} of max)."
+                f"weight (chance {r['chance']:.2f}; entropy {r['entropy_ratio']:.2f} of max)"
+                + (
+                    f"; at the tokens of the gold answer the owner is its top choice {top1:.2f} of the time."
+                    if (top1 := r.get("answer_owner_top1")) is not None
+                    else "."
+                )
             )
     s = result["geometry"].get("summary") or {}
     if s.get("prototype_abs_cos") is not None:
