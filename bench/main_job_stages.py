@@ -7,7 +7,9 @@ bounds the run; each stage is read from what the artifacts record:
 - setup (venv, pip): not recorded anywhere; pass `--total`, the measured seconds of the whole command
   (`time bash scripts/quickstart.sh`), and setup is what the session and the report leave of it;
 - base build: the built-in base's meta.json (`seconds`, `created`), counted when it was built inside the
-  session (else shown as cached, with the build time it recorded);
+  session (else shown as cached, with the build time it recorded), and its pretraining rate in model FLOPs
+  (6 x parameters x tokens seen, over the recorded seconds); `--measure-peak` adds its utilisation of the bf16
+  matmul peak measured at read time (read on an idle machine);
 - datasets: from the session's start to the runner's `started` stamp (planning and hashing included), less
   the base build;
 - familiarity probe and executor start: from `started` to the first training job's start (local executor:
@@ -105,10 +107,28 @@ def base_stage(plan: dict[str, Any], t0: float, started: float) -> Stage:
             notes.append(f"{name}: a model folder, not built by loralab")
         elif t0 - 2 <= utc(meta["created"]) <= started + 2:
             seconds += float(meta["seconds"])
-            notes.append(f"{name}: built in this session")
+            notes.append(f"{name}: built in this session{build_rate(meta)}")
         else:
-            notes.append(f"{name}: cached (built {meta['created']} in {meta['seconds']:.0f} s, not counted)")
+            built = f"built {meta['created']} in {meta['seconds']:.0f} s, not counted"
+            notes.append(f"{name}: cached ({built}{build_rate(meta)})")
     return Stage("base build", seconds, "; ".join(notes))
+
+
+BUILD_GFLOPS: list[float] = []  # each built-in base's pretraining rate, for the MFU line
+
+
+def build_rate(meta: dict[str, Any]) -> str:
+    """A built-in base's pretraining model FLOPs (6 x parameters x tokens seen; the tied embedding counted
+    once, as the output matmul) over the seconds its meta records (corpus and tokenizer included, so a lower
+    bound on the rate)."""
+    cfg = meta.get("config", {})
+    if not {"steps", "batch_size", "seq_len"} <= cfg.keys() or "parameters" not in meta:
+        return ""
+    tokens = cfg["steps"] * cfg["batch_size"] * cfg["seq_len"]
+    flops = 6.0 * meta["parameters"] * tokens
+    rate = flops / float(meta["seconds"]) / 1e9
+    BUILD_GFLOPS.append(rate)
+    return f"; pretraining {tokens / 1e6:.2f}M tokens, {flops / 1e12:.0f} TFLOP, {rate:.0f} GFLOP/s"
 
 
 def dataset_stage(plan: dict[str, Any], t0: float, started: float, base_s: float) -> Stage:
@@ -354,6 +374,11 @@ def main() -> None:
     p.add_argument("--executor", default="local", help="local (stages separable) or ray (default: local)")
     p.add_argument("--workdir", type=Path, default=Path("loralab-work/stages"), help="--sizes workdirs' root")
     p.add_argument(
+        "--measure-peak",
+        action="store_true",
+        help="measure the bf16 matmul peak now (idle machine) and print the base build's MFU against it",
+    )
+    p.add_argument(
         "--total",
         type=float,
         help="seconds the whole command took (`time bash scripts/quickstart.sh`): gives setup",
@@ -379,6 +404,14 @@ def main() -> None:
             fail(f"{folder}: not a run folder (no plan.json); give WORKDIR/runs/RUN")
         rows, session = stages(folder, args.total)
         print_stages(folder, rows, session)
+    if args.measure_peak and BUILD_GFLOPS:
+        from _common import bf16_matmul_peak
+
+        peak = bf16_matmul_peak()
+        rates = ", ".join(f"{r:.0f} GFLOP/s = {r / peak:.1%}" for r in BUILD_GFLOPS)
+        print(
+            f"base build model FLOPs utilisation: {rates} of the bf16 matmul peak measured now ({peak:.0f} GFLOP/s)"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,15 @@ def train_tokenizer(corpus: list[str], vocab_size: int) -> Any:
     return wrapped
 
 
+def corpus_and_tokens(p: BasePreset) -> tuple[list[str], Any, torch.Tensor]:
+    """The preset's corpus, the tokenizer trained on it, and the corpus as one packed token stream."""
+    world = build_world(p.n_real, p.n_background, p.n_towns, seed=p.seed)
+    corpus = build_corpus(world, p.statements, p.questions, p.bios, p.cot, p.background_facts, seed=p.seed)
+    tokenizer = train_tokenizer(corpus, p.vocab_size)
+    ids = torch.tensor([t for doc in tokenizer(corpus)["input_ids"] for t in doc], dtype=torch.long)
+    return corpus, tokenizer, ids
+
+
 def make_model(p: BasePreset, tokenizer: Any) -> Any:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -151,8 +161,15 @@ def make_model(p: BasePreset, tokenizer: Any) -> Any:
     return Qwen2ForCausalLM(config)
 
 
-def pretrain(model: Any, ids: torch.Tensor, p: BasePreset, label: str) -> list[float]:
-    """Next-token training on random windows of the packed token stream; returns the loss curve."""
+def pretrain(
+    model: Any,
+    ids: torch.Tensor,
+    p: BasePreset,
+    label: str,
+    after_step: Callable[[int, list[float]], None] | None = None,
+) -> list[float]:
+    """Next-token training on random windows of the packed token stream; returns the loss curve.
+    `after_step(steps_done, losses)`, if given, is called after every optimizer step (checkpoints)."""
     gen = torch.Generator().manual_seed(p.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.1, betas=(0.9, 0.95))
     warmup = max(1, p.steps // 20)
@@ -180,6 +197,8 @@ def pretrain(model: Any, ids: torch.Tensor, p: BasePreset, label: str) -> list[f
             opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
             bar.update(task, advance=1, description=f"pretraining {label} loss {losses[-1]:.3f}")
+            if after_step is not None:
+                after_step(len(losses), losses)
     model.eval()
     return losses
 
@@ -193,10 +212,7 @@ def build_base(name: str) -> Path:
         f"building the built-in base {name!r} into {out} first ({when}; once, then cached)", file=sys.stderr
     )
     start = time.time()
-    world = build_world(p.n_real, p.n_background, p.n_towns, seed=p.seed)
-    corpus = build_corpus(world, p.statements, p.questions, p.bios, p.cot, p.background_facts, seed=p.seed)
-    tokenizer = train_tokenizer(corpus, p.vocab_size)
-    ids = torch.tensor([t for doc in tokenizer(corpus)["input_ids"] for t in doc], dtype=torch.long)
+    corpus, tokenizer, ids = corpus_and_tokens(p)
     model = make_model(p, tokenizer)
     losses = pretrain(model, ids, p, name)
     save_base(
