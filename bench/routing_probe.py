@@ -213,5 +213,5 @@ if "comb" not in skip:
         cell(f"3-comb {method}", ["hop1", "hop2", "oracle"], method, "ac", **opts)
 out = args.workdir / "results" / f"{args.tag}.json"
 out.parent.mkdir(exist_ok=True)
-out.write_text(json.dumps(results, indent=1))
+out.write_text(json.dumps(results, indent=1, default=str))
 print("wrote", out)

@@ -121,3 +121,36 @@ def test_fast_dropout_drops_the_right_fraction_and_keeps_the_mean() -> None:
     x = torch.randn(3, 5)
     assert torch.equal(drop(x), x)
     assert FastDropout(0.05).p == 3277 / 65536
+
+
+def test_padded_batch_loss_equals_the_plain_per_example_loss(tiny_base: Path) -> None:
+    """The training loop's fast path (length buckets padded into one batch) optimises the same objective as
+    a plain loop over unpadded examples: the batch loss is the token-weighted mean of the per-example losses
+    (fp32, 1e-5 relative), with a LoRA whose B is non-zero so the adapter takes part."""
+    from loralab.experts.config import ExpertConfig
+    from loralab.experts.train import attach_lora, collate
+
+    model, tok = load_base(tiny_base)
+    rows = [
+        {"prompt": "Who is Marie Curie married to?", "answer": "Marie Curie is married to Zint."},
+        {"prompt": "Where was Ada born?", "answer": "Ada was born in Lond."},
+        {"prompt": "Name the city of birth of Alan Turing, please.", "answer": "It is Maida Vale, London."},
+    ]
+    examples = encode(tok, rows, 512, "x.jsonl")
+    assert len({len(x) for x, _ in examples}) == 3  # three lengths: the batch needs padding
+    pm = attach_lora(model, ExpertConfig(r=4, alpha=8, dropout=0.0))
+    torch.manual_seed(0)
+    for name, p in pm.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    pm.eval()
+    device = torch.device("cpu")
+    with torch.no_grad():
+        batch = pm(**collate(examples, [0, 1, 2], tok.pad_token_id, device)).loss.item()
+        total, count = 0.0, 0
+        for i, (_, y) in enumerate(examples):
+            one = collate(examples, [i], tok.pad_token_id, device)
+            n = sum(1 for t in y[1:] if t != -100)  # labels shift by one inside the model
+            total += pm(**one).loss.item() * n
+            count += n
+    assert batch == pytest.approx(total / count, rel=1e-5)
