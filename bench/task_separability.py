@@ -81,6 +81,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=60, help="dev prompts per task (half fit, half test)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    for task in ("ab", "bc"):
+        if not (args.data / f"{task}.dev.jsonl").is_file():
+            ap.error(f"{args.data}: no {task}.dev.jsonl (give a two-hop dataset folder)")
+    if args.lib and not all((args.lib / k).is_dir() for k in ("hop1", "hop2")):
+        ap.error(f"--lib {args.lib}: needs hop1 and hop2 expert folders")
     experts = [load_expert(args.lib / k) for k in ("hop1", "hop2")] if args.lib else []
     for base in args.base or ["default"]:
         feats = inputs(base, args.data, list(experts[0].modules) if experts else None, args.n)
