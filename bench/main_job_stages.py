@@ -62,6 +62,8 @@ class Stage:
     seconds: float | None  # None: not measurable from the artifacts (`note` says why)
     note: str = ""
     units: dict[str, float] = field(default_factory=dict)  # what the stage's work was (examples, questions)
+    # base build only: each built-in base's pretraining rate (GFLOP/s), for --measure-peak
+    gflops: list[float] = field(default_factory=list)
 
 
 def fail(message: str) -> NoReturn:
@@ -95,7 +97,7 @@ def base_stage(plan: dict[str, Any], t0: float, started: float) -> Stage:
     from loralab.models.tiny import BASE_PRESETS, base_preset_dir
 
     names = sorted({e["base"] for e in plan["experts"]} | {c["base"] for c in plan["cells"]})
-    seconds, notes = 0.0, []
+    seconds, notes, rates = 0.0, [], []
     for name in names:
         folder = base_preset_dir(name) if name in BASE_PRESETS else Path(name)
         meta_path = folder / "meta.json"
@@ -103,32 +105,35 @@ def base_stage(plan: dict[str, Any], t0: float, started: float) -> Stage:
             notes.append(f"{name}: no meta.json in {folder} (a model folder, or another $LORALAB_CACHE)")
             continue
         meta = read(meta_path)
+        rate = build_rate(meta)
+        if rate is not None:
+            rates.append(rate[2])
+        said = "" if rate is None else describe_rate(*rate)
         if "seconds" not in meta:
             notes.append(f"{name}: a model folder, not built by loralab")
         elif t0 - 2 <= utc(meta["created"]) <= started + 2:
             seconds += float(meta["seconds"])
-            notes.append(f"{name}: built in this session{build_rate(meta)}")
+            notes.append(f"{name}: built in this session{said}")
         else:
             built = f"built {meta['created']} in {meta['seconds']:.0f} s, not counted"
-            notes.append(f"{name}: cached ({built}{build_rate(meta)})")
-    return Stage("base build", seconds, "; ".join(notes))
+            notes.append(f"{name}: cached ({built}{said})")
+    return Stage("base build", seconds, "; ".join(notes), gflops=rates)
 
 
-BUILD_GFLOPS: list[float] = []  # each built-in base's pretraining rate, for the MFU line
-
-
-def build_rate(meta: dict[str, Any]) -> str:
+def build_rate(meta: dict[str, Any]) -> tuple[float, float, float] | None:
     """A built-in base's pretraining model FLOPs (6 x parameters x tokens seen; the tied embedding counted
     once, as the output matmul) over the seconds its meta records (corpus and tokenizer included, so a lower
-    bound on the rate)."""
+    bound on the rate): (tokens, FLOPs, GFLOP/s), or None for a folder that records no pretraining."""
     cfg = meta.get("config", {})
-    if not {"steps", "batch_size", "seq_len"} <= cfg.keys() or "parameters" not in meta:
-        return ""
-    tokens = cfg["steps"] * cfg["batch_size"] * cfg["seq_len"]
+    if not {"steps", "batch_size", "seq_len"} <= cfg.keys() or not {"parameters", "seconds"} <= meta.keys():
+        return None
+    tokens = float(cfg["steps"] * cfg["batch_size"] * cfg["seq_len"])
     flops = 6.0 * meta["parameters"] * tokens
-    rate = flops / float(meta["seconds"]) / 1e9
-    BUILD_GFLOPS.append(rate)
-    return f"; pretraining {tokens / 1e6:.2f}M tokens, {flops / 1e12:.0f} TFLOP, {rate:.0f} GFLOP/s"
+    return tokens, flops, flops / float(meta["seconds"]) / 1e9
+
+
+def describe_rate(tokens: float, flops: float, gflops: float) -> str:
+    return f"; pretraining {tokens / 1e6:.2f}M tokens, {flops / 1e12:.0f} TFLOP, {gflops:.0f} GFLOP/s"
 
 
 def dataset_stage(plan: dict[str, Any], t0: float, started: float, base_s: float) -> Stage:
@@ -399,16 +404,18 @@ def main() -> None:
         return
     if not args.run:
         p.error("give a run folder, or --sizes with --spec")
+    gflops: list[float] = []
     for folder in args.run:
         if not (folder / "plan.json").is_file():
             fail(f"{folder}: not a run folder (no plan.json); give WORKDIR/runs/RUN")
         rows, session = stages(folder, args.total)
         print_stages(folder, rows, session)
-    if args.measure_peak and BUILD_GFLOPS:
+        gflops += [r for s in rows for r in s.gflops]
+    if args.measure_peak and gflops:
         from _common import bf16_matmul_peak
 
         peak = bf16_matmul_peak()
-        rates = ", ".join(f"{r:.0f} GFLOP/s = {r / peak:.1%}" for r in BUILD_GFLOPS)
+        rates = ", ".join(f"{r:.0f} GFLOP/s = {r / peak:.1%}" for r in gflops)
         print(
             f"base build model FLOPs utilisation: {rates} of the bf16 matmul peak measured now ({peak:.0f} GFLOP/s)"
         )
