@@ -74,3 +74,26 @@ def test_keys_are_those_of_earlier_runs(tmp_path: Path, monkeypatch: pytest.Monk
         "cells": sorted(c.key for c in p.cells),
     }
     assert keys == GOLDEN
+
+
+def test_a_finished_expert_is_found_under_another_specs_member_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ab` of one spec is `hop1` of another when base, training bytes and recipe agree: same key, one
+    training. A folder of that key without meta.json (training cut off) is not taken."""
+    module = sys.modules[plan.__module__]
+    monkeypatch.setattr(module, "base_identity", lambda base: f"{base}:fixed")
+    spec_file = tmp_path / "keys.yaml"
+    spec_file.write_text(SPEC)
+    work = tmp_path / "work"
+    first = plan(load_spec(spec_file, "test"), work, "test")
+    ab = next(e for e in first.experts.values() if e.name == "ab")
+    renamed = work / "experts" / f"hop1-{ab.key}"
+    renamed.mkdir(parents=True)
+    again = plan(load_spec(spec_file, "test"), work, "test")
+    assert next(e for e in again.experts.values() if e.name == "ab").path == ab.path  # unfinished: not taken
+    (renamed / "meta.json").write_text("{}")
+    again = plan(load_spec(spec_file, "test"), work, "test")
+    found = {e.name: e for e in again.experts.values()}
+    assert found["ab"].path == renamed and found["ab"].done()
+    assert found["bc"].path == work / "experts" / f"bc-{found['bc'].key}"  # other keys keep their own folder

@@ -4,7 +4,8 @@
 
 - a *dataset* (its generator, sizes and seed) -> ``WORKDIR/datasets/KIND-...-HASH/``
 - an *expert* (base, training files' dataset hashes, LoRA config with the cell's seed)
-  -> ``WORKDIR/experts/NAME-HASH/``
+  -> ``WORKDIR/experts/NAME-HASH/`` (a finished ``OTHERNAME-HASH`` of another spec in the same workdir is
+  taken as it is: the same expert under another name)
 - a *cell* (base, its experts' hashes in library order, method and options, evaluation file, decoding)
   -> a row of ``WORKDIR/results.sqlite`` whose `key` column is the hash.
 
@@ -268,11 +269,22 @@ def _plan_experts(
             files,
             config,
             tuple(dict.fromkeys(data_keys[p.dataset].key for p in expert.train)),
-            workdir / "experts" / f"{member}-{key}",
+            _expert_folder(workdir, member, key),
         )
         experts.setdefault(key, job)
         keys.append(key)
     return keys
+
+
+def _expert_folder(workdir: Path, member: str, key: str) -> Path:
+    """`experts/MEMBER-KEY`, or a finished expert of the same key trained under another spec's name (the
+    key is the hash of base, training bytes and recipe, so `hop1` of one spec is `lora1` of another)."""
+    folder = workdir / "experts" / f"{member}-{key}"
+    if not (folder / META).is_file():
+        for other in sorted((workdir / "experts").glob(f"*-{key}")):
+            if other.name.endswith(f"-{key}") and (other / META).is_file():
+                return other
+    return folder
 
 
 def _plan_cell(
