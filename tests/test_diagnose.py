@@ -200,7 +200,16 @@ def test_verdict_labels_and_spearman() -> None:
     diag["routing"]["by_class"]["answer"]["owner_top1"] = 0.6
     assert "answer tokens at chance (top-1 0.60, chance 0.50)" in verdict(diag)["labels"]
     assert verdict(diag)["scores"]["answer_owner_top1"] == 0.6
-    assert spearman_ci([1, 2, 3, 4], [10, 20, 30, 45]) == {"n": 4, "rho": 1.0, "ci95": [1.0, 1.0]}
+    # 4 cells in a perfect order: rho 1, and no interval (a bootstrap would say [1, 1])
+    four = spearman_ci([1, 2, 3, 4], [10, 20, 30, 45])
+    assert (four["rho"], four["ci95"], four["why"]) == (1.0, None, "no interval: fewer than 8 cells")
+    # 8 cells but two values on a side (0 or 2.5% accuracy): no interval either
+    two = spearman_ci([1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 2.5, 2.5, 2.5, 2.5])
+    assert two["ci95"] is None and two["why"] == "no interval: fewer than 3 distinct values"
+    # 8 cells, one pair swapped: rho = 1 - 6 * 2 / (8 * 63) and an interval around it
+    swapped = spearman_ci([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 5, 4, 6, 7, 8])
+    assert swapped["rho"] == pytest.approx(1 - 12 / 504)
+    assert swapped["ci95"][0] < swapped["rho"] <= swapped["ci95"][1] <= 1.0
     assert spearman_ci([1, 2, 3, 4], [4, 3, 2, 1])["rho"] == -1.0
     assert spearman_ci([1, 1, 1], [1, 2, 3])["rho"] is None
 
@@ -473,7 +482,7 @@ GRID = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
 
 
 def test_run_diagnoses_each_cell_and_the_report_shows_it(
-    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rich.console import Console
 
@@ -508,7 +517,8 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     assert any(t.startswith("Diagnostics per cell") for t in titles)
     assert any(t.startswith("Do the diagnostics predict?") for t in titles)
     assert "does not compose" in report.markdown()
-    # `loralab predict` pools the diagnosed cells of several run folders (here the same run twice)
+    # `loralab predict` pools the diagnosed cells of several run folders; a cell two runs share (here the
+    # same run given twice) is one cell, counted once
     out = tmp_path / "predict.json"
     folders = [str(plan.folder), str(plan.folder)]
     assert run_cli(["predict", *folders, "--json", str(out)], monkeypatch) == 0
@@ -516,7 +526,8 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     diagnosed = [
         c for c in plan.cells if (plan.workdir / "diagnostics" / c.key / "diagnostics.json").is_file()
     ]
-    assert len(pooled["cells"]) == 2 * len(diagnosed) >= 4
+    assert len(pooled["cells"]) == len(diagnosed) >= 2
+    assert f"({len(diagnosed)} cells shared between the runs counted once)" in capsys.readouterr().out
     assert {c["run"] for c in pooled["cells"]} == {plan.run}
     assert run_cli(["predict", str(tmp_path)], monkeypatch) == 2
 

@@ -105,7 +105,8 @@ def _rho(r: dict[str, Any]) -> str:
     ci = r["ci95"]
     if r["rho"] is None:
         return f"- (n={r['n']})"
-    return f"{r['rho']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + f" (n={r['n']})"
+    n = f"n={r['n']}" + (f"; {r['why']}" if r.get("why") else "")
+    return f"{r['rho']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + f" ({n})"
 
 
 def prediction_table(found: list[tuple[dict[str, Any], dict[str, Any] | None]], scope: str) -> ReportTable:
@@ -115,7 +116,9 @@ def prediction_table(found: list[tuple[dict[str, Any], dict[str, Any] | None]], 
     return ReportTable(
         "Do the diagnostics predict? (Spearman rho across cells, 95% bootstrap interval)",
         f"rho between each score and the cell's measured numbers, {scope}; `-`: fewer than 3 cells, or a "
-        "constant score or target. A rho whose interval covers 0 predicts nothing here.",
+        "constant score or target; no interval under 8 cells or 3 distinct values on a side (a bootstrap "
+        "over so few is degenerate). A rho whose interval covers 0, or without an interval, predicts nothing "
+        "here.",
         ["score", *TARGETS],
         body,
         [],
@@ -129,10 +132,16 @@ def pooled_prediction(folders: list[Path]) -> tuple[ReportTable, list[dict[str, 
     from loralab.experiments.plan import load_plan
 
     found, records = [], []
+    seen: set[str] = set()  # a cell's key is its content: two runs sharing a cell (figure 2's in the
+    repeats = 0  # bridge ablation's) count it once
     for folder in folders:
         plan = load_plan(folder)
         stored = stored_cells(plan, list(dict.fromkeys(c.key for c in plan.cells)))
         for job, v, cell in diagnosed(plan, stored):
+            if job.key in seen:
+                repeats += 1
+                continue
+            seen.add(job.key)
             scores = v.get("scores", {})
             found.append((scores, cell))
             measured = {t: fn(cell) if cell else None for t, fn in TARGETS.items()}
@@ -148,4 +157,5 @@ def pooled_prediction(folders: list[Path]) -> tuple[ReportTable, list[dict[str, 
                 }
             )
     names = ", ".join(Path(f).name for f in folders)
-    return prediction_table(found, f"pooled over the diagnosed cells of {names}"), records
+    again = f" ({repeats} cells shared between the runs counted once)" if repeats else ""
+    return prediction_table(found, f"pooled over the diagnosed cells of {names}{again}"), records
