@@ -162,6 +162,9 @@ def test_controls_arithmetic_not_measured_and_confounded(tmp_path: Path) -> None
         assert absent.verdict == "not measured" and absent.verdict_text().startswith("not measured: no ")
     assert [r.name for r in results] == ["PC1", "PC1", "PC2", "PC3", "PC4", "PC4", "PC4", "PC4", "PC5"]
     assert pc.summary(results) == "Controls: 4 pass, 2 fail, 3 not measured."
+    # a run without a two-hop library is told its numbers are unchecked, not that all is well
+    none = pc.summary([])
+    assert none.startswith("Controls: not computed.") and "unchecked" in none
 
     groups = pool(plan, stored)
     pc.mark_confounded(groups, results)

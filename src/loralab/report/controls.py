@@ -335,7 +335,12 @@ def controls_table(results: Sequence[ControlResult]) -> ReportTable:
 def summary(results: Sequence[ControlResult]) -> str:
     """``Controls: 4 pass, 1 fail, 2 not measured`` (the verdicts counted)."""
     if not results:
-        return "Controls: none (no two-hop library in this run; PC1-PC5 apply to two-hop libraries)."
+        return (
+            "Controls: not computed. PC1-PC5 are computed for libraries evaluated on a two-hop or setup "
+            "dataset, whose A→B, B→C and A→C files give the experts' roles; this run has none. (A graph "
+            "library, Table 11, has no controls in the runner yet, so its numbers are unchecked: "
+            "docs/results.md measures its experts alone and its retention with `loralab eval`.)"
+        )
     counts: dict[str, int] = {}
     for r in results:
         v = NOT_MEASURED if r.verdict == NOT_MEASURED else r.verdict
