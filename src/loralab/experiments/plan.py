@@ -282,7 +282,7 @@ def _expert_folder(workdir: Path, member: str, key: str) -> Path:
     folder = workdir / "experts" / f"{member}-{key}"
     if not (folder / META).is_file():
         for other in sorted((workdir / "experts").glob(f"*-{key}")):
-            if other.name.endswith(f"-{key}") and (other / META).is_file():
+            if (other / META).is_file():
                 return other
     return folder
 
