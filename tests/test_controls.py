@@ -443,3 +443,179 @@ def test_a_plan_written_before_the_controls_says_how_to_add_them(tmp_path: Path)
         "its own A→B retention 0.0% < 80% (n=20)",
         "its own B→C retention 0.0% < 80% (n=20)",
     ]
+
+
+# ---------------------------------------------------------------------------
+# Graph libraries (Table 11): roles relative to the composition asked
+# ---------------------------------------------------------------------------
+
+GRAPH_SPEC = """
+name: graph-roles
+bases: [default]
+datasets:
+  graph: {kind: graph}
+  rr: {kind: twohop, variant: RR}
+experts:
+  rel1: {train: [{dataset: graph, task: rel1}]}
+  rel2: {train: [{dataset: graph, task: rel2}]}
+  rel3: {train: [{dataset: graph, task: rel3}]}
+  rel4: {train: [{dataset: graph, task: rel4}]}
+  rel3_rel4: {train: [{dataset: graph, task: rel3_rel4_cot}]}
+  rel3_and_4: {train: [{dataset: graph, task: rel3}, {dataset: graph, task: rel4}]}
+  ab: {train: [{dataset: rr, task: ab}]}
+libraries: {all: [rel1, rel2, rel3, rel4, rel3_rel4, rel3_and_4]}
+methods: [{name: uniform}]
+evaluations:
+  - {dataset: graph, split: test, prompting: cot}
+  - {dataset: graph, split: dev, prompting: cot, file: rel3_rel4_cot.dev.jsonl}
+  - {dataset: graph, split: test, prompting: direct, file: rel3.test.jsonl}
+"""
+
+
+def test_a_graph_experts_role_is_read_from_the_composition_asked(tmp_path: Path) -> None:
+    from loralab.experiments.spec import control_tasks, is_twohop, load_spec, role_of
+
+    path = tmp_path / "graph.yaml"
+    path.write_text(GRAPH_SPEC)
+    spec = load_spec(path)
+    held_out, rel34, atomic = spec.evaluations
+    names = ["rel1", "rel2", "rel3", "rel4", "rel3_rel4", "rel3_and_4", "ab"]
+    assert [role_of(spec, e, held_out) for e in names] == [
+        "hop1",  # Rel1->Rel2: Rel1 is its first hop
+        "hop2",
+        "none",
+        "none",
+        "none",  # a composition expert of another pair
+        "none",
+        "hop1",  # a two-hop expert keeps its own role
+    ]
+    assert [role_of(spec, e, rel34) for e in names] == [
+        "none",
+        "none",
+        "hop1",
+        "hop2",
+        "oracle",  # trained on Rel3->Rel4 (CoT) alone
+        "mixed",  # Rel3 and Rel4 in one adapter
+        "hop1",
+    ]
+    assert [role_of(spec, e) for e in names[:-1]] == ["none"] * 6  # no composition asked, no role
+    assert control_tasks(spec, "rel3_rel4", rel34) == ("ac_cot",)
+    assert control_tasks(spec, "rel3_and_4", rel34) == ("ab", "bc")
+    assert is_twohop(spec, held_out) and is_twohop(spec, rel34) and not is_twohop(spec, atomic)
+
+
+def test_a_graph_cell_gets_control_cells_on_its_relations(tmp_path: Path) -> None:
+    from loralab.experiments.spec import Cell, MethodRef, control_cells, load_spec
+
+    path = tmp_path / "graph.yaml"
+    path.write_text(GRAPH_SPEC)
+    spec = load_spec(path)
+    for ev, expected in [
+        (spec.evaluations[0], [("rel1", "hop1", "rel1.test.jsonl"), ("rel2", "hop2", "rel2.test.jsonl")]),
+        (
+            spec.evaluations[1],
+            [
+                ("rel3", "hop1", "rel3.dev.jsonl"),
+                ("rel4", "hop2", "rel4.dev.jsonl"),
+                ("rel3_rel4", "oracle", "rel3_rel4_cot.dev.jsonl"),
+                ("rel3_and_4", "mixed", "rel3.dev.jsonl"),
+                ("rel3_and_4", "mixed", "rel4.dev.jsonl"),
+            ],
+        ),
+        (spec.evaluations[2], []),  # an atomic relation's questions are no composition
+    ]:
+        cell = Cell(spec, {}, "default", "all", MethodRef(name="uniform"), ev, 0)
+        got = [
+            (c.control.expert, c.control.role, c.evaluation.file) for c in control_cells(cell) if c.control
+        ]
+        assert got == expected
+        for c in control_cells(cell):
+            assert c.evaluation.dataset == "graph" and c.method.name == "oracle"
+            assert c.evaluation.prompting == ("cot" if "_cot" in str(c.evaluation.file) else "direct")
+
+
+def test_graph_retention_asks_each_questions_subject_and_middle(tmp_path: Path) -> None:
+    """By hand: two Rel1->Rel2 questions (units 0 and 1) whose subjects A1, A2 share the middle B1; Rel1 asked
+    about A1, A2 (not A3), Rel2 about B1 once per question's unit (not B2)."""
+    from loralab.evaluation.retention import retention_metrics, retention_sets
+    from loralab.worlds.jsonl import write_jsonl
+
+    def q(task: str, unit: int, subject: str, middle: str = "") -> dict[str, Any]:
+        return {
+            "id": f"{task}-{subject}",
+            "task": task,
+            "unit": unit,
+            "subject": subject,
+            "middle": middle,
+            "prompt": f"{task} {subject}?",
+            "answer": "x",
+            "gold": "x",
+            "format": "direct",
+        }
+
+    write_jsonl(
+        tmp_path / "rel1_rel2_cot.test.jsonl",
+        [q("rel1_rel2_cot", 0, "A1", "B1"), q("rel1_rel2_cot", 1, "A2", "B1")],
+    )
+    write_jsonl(tmp_path / "rel1.test.jsonl", [q("rel1", 0, "A1"), q("rel1", 1, "A2"), q("rel1", 2, "A3")])
+    write_jsonl(tmp_path / "rel2.test.jsonl", [q("rel2", 5, "B1"), q("rel2", 6, "B2")])
+    (first, hop1), (second, hop2) = retention_sets(tmp_path / "rel1_rel2_cot.test.jsonl")
+    assert (first, second) == ("rel1.test", "rel2.test")
+    assert [(r["subject"], r["task"], r["triplet"]) for r in hop1] == [("A1", "ab", 0), ("A2", "ab", 1)]
+    assert [(r["subject"], r["task"], r["triplet"]) for r in hop2] == [("B1", "bc", 0), ("B1", "bc", 1)]
+    assert retention_sets(tmp_path / "rel1.test.jsonl") == []  # not a composition
+    (tmp_path / "rel2.test.jsonl").unlink()
+    assert retention_sets(tmp_path / "rel1_rel2_cot.test.jsonl") == []  # a sibling missing
+    # scored: unit 0 keeps both hops and is right; unit 1 loses Rel1 -> given both: 1 of 1
+    records = [
+        {"task": "rel1_rel2_cot", "triplet": 0, "correct": True},
+        {"task": "rel1_rel2_cot", "triplet": 1, "correct": False},
+        {"task": "ab", "triplet": 0, "correct": True},
+        {"task": "ab", "triplet": 1, "correct": False},
+        {"task": "bc", "triplet": 0, "correct": True},
+        {"task": "bc", "triplet": 1, "correct": True},
+    ]
+    m = retention_metrics(records)
+    assert (m["twohop"].k, m["twohop"].n) == (1, 2)
+    assert (m["retained_ab"].k, m["retained_ab"].n) == (1, 2) and (
+        m["retained_bc"].k,
+        m["retained_bc"].n,
+    ) == (2, 2)
+    assert (m["retained_both"].k, m["retained_both"].n) == (1, 2)
+    assert (m["twohop_given_both"].k, m["twohop_given_both"].n) == (1, 1)
+
+
+def test_a_graph_run_reports_its_controls(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Table 11's shape at the test scale: the Rel1 and Rel2 experts alone on their own held-out questions,
+    the library's retention of each relation about the asked entities (4 paths per composition, 2 test
+    templates each)."""
+    work = tmp_path / "work"
+    args = [
+        "run",
+        str(SPECS / "graph-controls.yaml"),
+        "--scale",
+        "test",
+        "--workdir",
+        str(work),
+        "--no-probe",
+    ]
+    assert run_cli(args, monkeypatch) == 0
+    folder = work / "runs" / "graph-controls.test"
+    capsys.readouterr()
+    assert run_cli(["report", str(folder)], monkeypatch) == 0
+    markdown = (folder / "report" / "report.md").read_text()
+    lines = [line for line in markdown.splitlines() if line.startswith("| disjoint")]
+    rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+    assert [(r[1], r[2], r[5]) for r in rows[:7]] == [
+        ("PC1", "rel1 alone on Rel1", "16"),  # every Rel1 fact: paths of Rel1->Rel2 and Rel1->Rel4
+        ("PC1", "rel2 alone on Rel2", "24"),  # Rel1->Rel2, Rel3->Rel2 and Rel5->Rel2's paths
+        # retention asks only the 4 Rel1->Rel2 paths' entities: 4 x 2 templates per hop
+        ("PC2", "-", "0"),
+        ("PC3", "-", "0"),
+        ("PC4", "3 LoRAs · Uniform: Rel1 (A→B) kept", "8"),
+        ("PC4", "3 LoRAs · Uniform: Rel2 (B→C) kept", "8"),
+        ("PC5", "-", "0"),
+    ]
+    assert "3 of 3 cells done" in markdown  # the library's cell and two controls

@@ -69,8 +69,8 @@ def evaluate(
                 "extracted": got,
                 "correct": is_correct(got, ex["gold"], fmt),
                 "task": ex.get("task"),
-                "triplet": ex.get("triplet"),
-                "bridge": ex.get("b"),
+                "triplet": ex.get("triplet", ex.get("unit")),  # a graph question's split unit
+                "bridge": ex.get("b", ex.get("middle")),
             }
         )
     return Evaluation(rows)

@@ -2,7 +2,8 @@
 
 - `twohop`: greedy generation, the answer extracted by the example's format (cot: the last step; direct),
   exact match against `gold`; beside a two-hop file (ac, ac_cot) the same triplets' one-hop questions (ab,
-  bc) are asked too and kept in `Evaluation.extra`, which is what retention is measured on.
+  bc) are asked too and kept in `Evaluation.extra`, which is what retention is measured on (beside a graph
+  composition, its two atomic relations' questions about the same entities: `retention_sets`).
 - `gsm`: the prompt style (0-shot CoT, 8-shot, tool-integrated reasoning with code run in the sandbox),
   the numeric answer extracted and graded against `gold`, each example analysed against its solution
   steps (solution type, error type) into `Evaluation.analyses` and `details`.
@@ -19,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from loralab.evaluation import Evaluation, evaluate
-from loralab.evaluation.retention import retention_files
+from loralab.evaluation.retention import retention_sets
 from loralab.gsm.evaluate import GSM_EVALUATOR_VERSION, DecodeConfig, evaluate_gsm, hf_batch_generate
-from loralab.worlds.jsonl import read_jsonl
 
 RETENTION_TOKENS = 48
 """New tokens for a one-hop retention question (a direct answer)."""
@@ -52,9 +52,8 @@ def _twohop(
     model: Any, tokenizer: Any, data: Path, examples: Sequence[dict[str, Any]], s: EvalSettings
 ) -> Evaluation:
     result = evaluate(model, tokenizer, examples, s.max_new_tokens, s.batch_size, f"evaluating {s.label}")
-    for sibling in retention_files(data) if s.retention else []:
-        one_hop = read_jsonl(sibling, required=("prompt", "gold"))
-        label = f"retention {sibling.stem} {s.label}"
+    for name, one_hop in retention_sets(data) if s.retention else []:
+        label = f"retention {name} {s.label}"
         result.extra += evaluate(model, tokenizer, one_hop, RETENTION_TOKENS, s.batch_size, label).rows
     return result
 

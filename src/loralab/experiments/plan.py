@@ -12,7 +12,8 @@
 A base contributes `base_identity` to every key (the one definition). A base step (`kind: arithmetic`, the
 GSM experiment's continued pretraining) is built here when missing, into the base cache, and is then a base
 folder like any other. A cell is scored by its dataset kind's evaluator (`DATASETS[kind].evaluator`); a GSM
-cell's key adds its prompt style and decoding (`DecodeConfig`: TIR rounds, sandbox limits). These keys name
+cell's key adds its prompt style and decoding (`DecodeConfig`: TIR rounds, sandbox limits), a graph
+composition cell the version of its retention questions. These keys name
 folders and rows that earlier runs wrote, so they must not change (tests/test_plan_keys.py pins them).
 
 For every two-hop cell the plan adds the positive controls' cells it depends on
@@ -49,6 +50,7 @@ from loralab.experiments.spec import (
     control_cells,
     eval_file,
     expand,
+    graph_hops,
     role_of,
 )
 from loralab.experts.config import ExpertConfig
@@ -56,6 +58,8 @@ from loralab.gsm.evaluate import DecodeConfig
 
 RESULTS = "results.sqlite"
 EVALUATOR_VERSION = EVALUATORS["twohop"].version
+GRAPH_RETENTION = "graph-1"
+"""Part of a graph composition cell's key: the version of its retention questions (`retention_sets`)."""
 MAX_NEW_TOKENS = {"cot": 128, "direct": 48}
 EVAL_BATCH = 64
 
@@ -320,6 +324,8 @@ def _plan_cell(
         "data": [data_job.key, file, ev.triplets],
         "decoding": {"max_new_tokens": max_new, "batch": EVAL_BATCH, "evaluator": EVALUATOR_VERSION},
     }
+    if graph_hops(s, ev) is not None:  # a graph composition: scored with its relations' retention since
+        what["retention"] = GRAPH_RETENTION  # graph-1; cells stored before it had none, so they rerun
     if decode is not None:  # a GSM cell: its prompt style, decoding and sandbox limits, its evaluator
         what["decoding"] = {
             "prompt": ev.prompting,
@@ -333,7 +339,7 @@ def _plan_cell(
         "seed": cell.seed,
         "library": cell.library,
         "members": cell.members,
-        "roles": {m: role_of(s, m) for m in cell.members},
+        "roles": {m: role_of(s, m, ev) for m in cell.members},
         "targets": {m: s.experts[m].lora.targets for m in cell.members},
         "method": cell.method.name,
         "options": cell.method.options,

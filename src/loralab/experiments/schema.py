@@ -181,7 +181,7 @@ class ControlRef:
 
     expert: str
     role: str
-    task: str  # ab, bc, ac or ac_cot
+    task: str  # ab, bc, ac or ac_cot; on a graph, the file's task (rel1, rel2, rel1_rel2_cot)
 
 
 @dataclass(frozen=True)

@@ -304,8 +304,24 @@ ROLE_TASKS: dict[str, tuple[str, ...]] = {"hop1": ("ab",), "hop2": ("bc",), "mix
 """The one-hop tasks a role's control asks (the oracle's: `control_tasks`)."""
 
 
-def _part_tasks(spec: ExperimentSpec, part: TrainPart) -> list[str] | None:
-    """The two-hop tasks a training part holds (a setup's loraK file: its mixture's tasks, bridges included);
+def graph_hops(spec: ExperimentSpec, evaluation: Evaluation | None) -> dict[str, str] | None:
+    """For an evaluation of a graph composition (Table 11's ``rel1_rel2_cot``): its dataset's task names ->
+    the two-hop suite's (rel1: ab, rel2: bc, rel1_rel2: ac, rel1_rel2_cot: ac_cot); None otherwise. A graph
+    expert's role is relative to the composition asked: the Rel1 expert is hop1 of Rel1->Rel2, none of
+    Rel3->Rel4."""
+    from loralab.worlds.graph import hops_of
+
+    data = spec.datasets.get(evaluation.dataset) if evaluation is not None else None
+    if evaluation is None or not isinstance(data, GraphData):
+        return None
+    return hops_of(eval_file(evaluation, data).split(".")[0])
+
+
+def _part_tasks(
+    spec: ExperimentSpec, part: TrainPart, evaluation: Evaluation | None = None
+) -> list[str] | None:
+    """The two-hop tasks a training part holds (a setup's loraK file: its mixture's tasks, bridges included;
+    a part of the evaluated graph: its task as the composition's ab / bc / ac / ac_cot, or ``other``);
     None when it is not a two-hop task's training split."""
     from loralab.worlds.setups import SETUPS
     from loralab.worlds.twohop import TASKS
@@ -319,27 +335,31 @@ def _part_tasks(spec: ExperimentSpec, part: TrainPart) -> list[str] | None:
     if isinstance(data, SetupData) and data.setup in SETUPS:
         mixture = SETUPS[data.setup].experts.get(stem)
         return [p.task for p in mixture] if mixture else None
+    hops = graph_hops(spec, evaluation)
+    if isinstance(data, GraphData) and hops is not None and evaluation is not None:
+        return [hops.get(stem, "other")] if part.dataset == evaluation.dataset else None
     return None
 
 
-def expert_tasks(spec: ExperimentSpec, expert: str) -> set[str] | None:
+def expert_tasks(spec: ExperimentSpec, expert: str, evaluation: Evaluation | None = None) -> set[str] | None:
     """Every two-hop task the expert trains on; None when a part is not a two-hop task's training split."""
     tasks: set[str] = set()
     for part in spec.experts[expert].train:
-        found = _part_tasks(spec, part)
+        found = _part_tasks(spec, part, evaluation)
         if found is None:
             return None
         tasks |= set(found)
     return tasks
 
 
-def role_of(spec: ExperimentSpec, expert: str) -> str:
+def role_of(spec: ExperimentSpec, expert: str, evaluation: Evaluation | None = None) -> str:
     """The expert's `role`, or the one its training files imply: ab only -> hop1; bc only -> hop2; ac or
-    ac_cot only -> oracle; ab + bc -> mixed; anything else -> none."""
+    ac_cot only -> oracle; ab + bc -> mixed; anything else -> none. On a graph, the tasks are read relative
+    to the evaluated composition (`graph_hops`), so without `evaluation` a graph expert has no role."""
     explicit = spec.experts[expert].role
     if explicit is not None:
         return explicit
-    tasks = expert_tasks(spec, expert) or set()
+    tasks = expert_tasks(spec, expert, evaluation) or set()
     if tasks == {"ab"}:
         return "hop1"
     if tasks == {"bc"}:
@@ -349,22 +369,24 @@ def role_of(spec: ExperimentSpec, expert: str) -> str:
     return "mixed" if tasks == {"ab", "bc"} else "none"
 
 
-def control_tasks(spec: ExperimentSpec, expert: str) -> tuple[str, ...]:
+def control_tasks(spec: ExperimentSpec, expert: str, evaluation: Evaluation | None = None) -> tuple[str, ...]:
     """The held-out tasks the expert's control asks: its role's hops; for an oracle, A->C asked directly
     (`ac`, the paper's LoRA 3), or with CoT (`ac_cot`) when that is the only form it trained on."""
-    role = role_of(spec, expert)
+    role = role_of(spec, expert, evaluation)
     if role == "oracle":
-        return ("ac_cot",) if expert_tasks(spec, expert) == {"ac_cot"} else ("ac",)
+        return ("ac_cot",) if expert_tasks(spec, expert, evaluation) == {"ac_cot"} else ("ac",)
     return ROLE_TASKS.get(role, ())
 
 
 def _control_dataset(spec: ExperimentSpec, expert: str, evaluation: Evaluation) -> str | None:
     """Where the expert's own held-out questions are: the evaluated dataset when it trains on it, else its
-    first two-hop training dataset (None: it trains on no two-hop dataset)."""
+    first two-hop training dataset (None: it trains on no two-hop dataset). A graph expert's are on the
+    evaluated graph only (its role is relative to that graph's composition)."""
     names = [
         p.dataset
         for p in spec.experts[expert].train
         if isinstance(spec.datasets.get(p.dataset), TwohopData | SetupData)
+        or (p.dataset == evaluation.dataset and graph_hops(spec, evaluation) is not None)
     ]
     if evaluation.dataset in names:
         return evaluation.dataset
@@ -372,24 +394,29 @@ def _control_dataset(spec: ExperimentSpec, expert: str, evaluation: Evaluation) 
 
 
 def is_twohop(spec: ExperimentSpec, evaluation: Evaluation) -> bool:
-    """The evaluation asks a two-hop dataset's A->C questions (`ac` or `ac_cot`)."""
+    """The evaluation asks a two-hop dataset's A->C questions (`ac` or `ac_cot`) or a graph composition."""
     data = spec.datasets.get(evaluation.dataset)
     task = eval_file(evaluation, data).split(".")[0]
-    return isinstance(data, TwohopData | SetupData) and task in ("ac", "ac_cot")
+    twohop = isinstance(data, TwohopData | SetupData) and task in ("ac", "ac_cot")
+    return twohop or graph_hops(spec, evaluation) is not None
 
 
 def control_cells(cell: Cell) -> list[Cell]:
     """The positive controls' cells a two-hop cell depends on: each member with a role (`role_of`) alone
     (method `oracle`) on its own held-out one-hop questions (hop1, hop2, mixed) or A->C questions (oracle),
-    on the cell's split and triplets. None for a control cell or a cell that is not two-hop."""
+    on the cell's split and triplets (on a graph: the composition's relations' and its own files). None for
+    a control cell or a cell that is not two-hop."""
     s, ev = cell.spec, cell.evaluation
     if cell.control is not None or not is_twohop(s, ev):
         return []
+    names = {hop: task for task, hop in (graph_hops(s, ev) or {}).items()}
     out = []
     for member in cell.members:
         dataset = _control_dataset(s, member, ev)
-        for task in control_tasks(s, member) if dataset else ():
-            prompting: Literal["cot", "direct"] = "cot" if task == "ac_cot" else "direct"
+        graph = dataset == ev.dataset and bool(names)
+        for hop in control_tasks(s, member, ev) if dataset else ():
+            prompting: Literal["cot", "direct"] = "cot" if hop == "ac_cot" else "direct"
+            task = names[hop] if graph else hop
             control_ev = Evaluation(
                 dataset=dataset or "",
                 split=ev.split,
@@ -397,7 +424,7 @@ def control_cells(cell: Cell) -> list[Cell]:
                 file=f"{task}.{ev.split}.jsonl",
                 triplets=ev.triplets,
             )
-            ref = ControlRef(member, role_of(s, member), task)
+            ref = ControlRef(member, role_of(s, member, ev), task)
             out.append(
                 Cell(
                     s,
@@ -506,7 +533,11 @@ def _check_experts(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
             isinstance(spec.datasets.get(p.dataset), TwohopData | SetupData) for p in expert.train
         ):
             problems.append(
-                _Invalid(("experts", key, "role"), "a control role needs a two-hop or setup training dataset")
+                _Invalid(
+                    ("experts", key, "role"),
+                    "a control role needs a two-hop or setup training dataset (a graph expert's role is "
+                    "read from the composition each cell asks; it cannot be written)",
+                )
             )
 
 
@@ -711,9 +742,13 @@ def summary(spec: ExperimentSpec) -> str:
         for c in control_cells(cell)
     }
     found: dict[str, dict[str, None]] = {e: {} for e in spec.experts}
+    for cell in cells:
+        for e in cell.members:
+            found[e][role_of(cell.spec, e, cell.evaluation)] = None
     for specs in {id(c.spec): c.spec for c in cells}.values():
         for e in specs.experts:
-            found[e][role_of(specs, e)] = None
+            if not found[e]:
+                found[e][role_of(specs, e)] = None
     roles = ", ".join(f"{e}: {' or '.join(r)}" for e, r in found.items())
     return (
         f"{spec.name}: {len(spec.bases)} base(s), {len(spec.datasets)} dataset(s), {len(spec.experts)} "

@@ -23,6 +23,12 @@ table), each seed's value, and a verdict: pass (point estimate >= threshold), fa
 has no such expert or library, or its cells are pending) or too few questions (n < 20). A library without
 an oracle or a mixed expert makes those controls "not measured", never a failure.
 
+A graph library (Table 11) evaluated on a composition RelX->RelY gets the same controls, its experts' roles
+read relative to that composition (`loralab.experiments.spec.graph_hops`): the RelX expert is hop1, the RelY
+expert hop2, an expert trained on RelX->RelY alone the oracle; PC1 asks relX.test and relY.test, and
+retention asks the RelX questions about each test question's subject and the RelY questions about its middle
+entity (`loralab.evaluation.retention.retention_sets`). The composition experts of other pairs have no role.
+
 A cell is *confounded* when a control it depends on fails: any of its hop1/hop2 experts fails PC1, or (for
 a combination cell) its own retention of either hop is below 80%, or (for a 3-combination cell) PC2 fails.
 """
@@ -150,11 +156,36 @@ def context_key(base: str, record: dict[str, Any]) -> str:
 
 
 def is_twohop(record: dict[str, Any]) -> bool:
-    """The cell asks a two-hop or setup dataset's A->C questions (and is not a control)."""
+    """The cell asks a two-hop or setup dataset's A->C questions, or a graph composition (and is not a
+    control)."""
+    from loralab.worlds.graph import hops_of
+
     ev = record.get("evaluation") or {}
     data = (record.get("datasets") or {}).get(ev.get("dataset"), {})
     task = str(ev.get("file", "")).split(".")[0]
-    return "control" not in record and data.get("kind") in ("twohop", "setup") and task in ("ac", "ac_cot")
+    if "control" in record:
+        return False
+    if data.get("kind") == "graph":
+        return hops_of(task) is not None
+    return data.get("kind") in ("twohop", "setup") and task in ("ac", "ac_cot")
+
+
+def hop_label(record: dict[str, Any], hop: str) -> str:
+    """A→B / B→C; on a graph, the relation the hop is, too: ``Rel1 (A→B)``."""
+    from loralab.worlds.graph import hops_of
+
+    task = str((record.get("evaluation") or {}).get("file", "")).split(".")[0]
+    names = {h: t for t, h in (hops_of(task) or {}).items()}
+    return f"{task_label(names[hop])} ({TASK_LABEL[hop]})" if hop in names else TASK_LABEL[hop]
+
+
+def task_label(task: str) -> str:
+    """A→B, B→C, A→C, A→C (CoT); a graph's Rel1, Rel1→Rel2, Rel1→Rel2 (CoT)."""
+    if task in TASK_LABEL:
+        return TASK_LABEL[task]
+    cot = task.endswith("_cot")
+    name = "→".join(part.capitalize() for part in task.removesuffix("_cot").split("_"))
+    return f"{name} (CoT)" if cot else name
 
 
 def evaluated_variant(record: dict[str, Any]) -> str:
@@ -211,9 +242,7 @@ def _measures(job: CellJob, row: dict[str, Any] | None) -> list[tuple[str, str, 
         name = ROLE_CONTROL.get(c.get("role", ""))
         if name is None:
             continue
-        out.append(
-            (name, f"{c['expert']} alone on {TASK_LABEL.get(c['task'], c['task'])}", THRESHOLDS[name], c)
-        )
+        out.append((name, f"{c['expert']} alone on {task_label(c['task'])}", THRESHOLDS[name], c))
     library, method = rec.get("library", "-"), method_label(Group(job.base, rec))
     if is_three(rec) and rec.get("method") == "arrow":
         threshold = THRESHOLDS["PC3"] if evaluated_variant(rec) == "RR" else None
@@ -223,7 +252,9 @@ def _measures(job: CellJob, row: dict[str, Any] | None) -> list[tuple[str, str, 
         for hop in ("ab", "bc"):
             rate = (row.get("metrics") or {}).get(f"retained_{hop}") if row else None
             counts = (rate.k, rate.n) if rate is not None and rate.n else None
-            out.append(("PC4", f"{library} · {method}: {TASK_LABEL[hop]} kept", THRESHOLDS["PC4"], counts))
+            out.append(
+                ("PC4", f"{library} · {method}: {hop_label(rec, hop)} kept", THRESHOLDS["PC4"], counts)
+            )
     return out
 
 
@@ -278,7 +309,7 @@ def mark_confounded(groups: Sequence[Group], results: Sequence[ControlResult]) -
         for c in rec.get("controls", []):
             name = ROLE_CONTROL.get(c.get("role", ""))
             if name == "PC1" or (name == "PC2" and is_three(rec)):
-                subject = f"{c['expert']} alone on {TASK_LABEL.get(c['task'], c['task'])}"
+                subject = f"{c['expert']} alone on {task_label(c['task'])}"
                 r = index.get((key, name, subject))
                 if r is not None and r.verdict == "fail" and r.short() not in reasons:
                     reasons.append(r.short())
@@ -287,7 +318,7 @@ def mark_confounded(groups: Sequence[Group], results: Sequence[ControlResult]) -
                 rate = g.metrics.get(f"retained_{hop}")
                 if rate is not None and verdict(rate.k, rate.n, THRESHOLDS["PC4"]) == "fail":
                     value = 100 * rate.k / rate.n
-                    reasons.append(f"its own {TASK_LABEL[hop]} retention {value:.1f}% < 80% (n={rate.n})")
+                    reasons.append(f"its own {hop_label(rec, hop)} retention {value:.1f}% < 80% (n={rate.n})")
         g.confounded = reasons
 
 
@@ -337,9 +368,8 @@ def summary(results: Sequence[ControlResult]) -> str:
     if not results:
         return (
             "Controls: not computed. PC1-PC5 are computed for libraries evaluated on a two-hop or setup "
-            "dataset, whose A→B, B→C and A→C files give the experts' roles; this run has none. (A graph "
-            "library, Table 11, has no controls in the runner yet, so its numbers are unchecked: "
-            "docs/results.md measures its experts alone and its retention with `loralab eval`.)"
+            "dataset's A→C questions or a graph composition, whose hops give the experts' roles; this run "
+            "has none, so its numbers are unchecked: nothing here shows that its experts learned their facts."
         )
     counts: dict[str, int] = {}
     for r in results:

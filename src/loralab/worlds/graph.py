@@ -97,6 +97,21 @@ def task_name(comp: Composition | str, cot: bool = False) -> str:
     return f"{name}_cot" if cot else name
 
 
+_COMPOSITION = re.compile(r"^(rel\d+)_(rel\d+)(_cot)?$")
+
+
+def hops_of(task: str) -> dict[str, str] | None:
+    """A composition's task name -> the two-hop suite's names of the tasks around it, or None for a task that
+    is not a composition: ``rel1_rel2_cot`` -> {rel1: ab, rel2: bc, rel1_rel2: ac, rel1_rel2_cot: ac_cot}.
+    This is what makes a graph library's experts hop1 / hop2 / oracle of one evaluated composition."""
+    found = _COMPOSITION.match(task)
+    if found is None:
+        return None
+    first, second = found.group(1), found.group(2)
+    both = f"{first}_{second}"
+    return {first: "ab", second: "bc", both: "ac", f"{both}_cot": "ac_cot"}
+
+
 @cache
 def _template_words() -> frozenset[str]:
     words = set()
