@@ -496,6 +496,37 @@ def test_report_flags_fit_the_input(
     assert run_cli(["report", str(folder), "--out", str(tmp_path / "elsewhere")], monkeypatch) == 0
     assert (tmp_path / "elsewhere" / "report.html").is_file() and not list(tmp_path.glob(".tmp-*"))
     assert run_cli(["report", str(db), "--format", "csv"], monkeypatch) == 0  # a database, as before
+    capsys.readouterr()
+    assert run_cli(["report", str(db), "--digest"], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "--digest: only with a run folder" in err and "Traceback" not in err
+
+
+def test_digest_lines_from_the_tidy_records(
+    seeds_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--digest`: one line per control and per cell, pooled with its Wilson interval, each seed, the
+    between-seed t interval (hand-worked below), retention, and the confounded reason."""
+    from loralab.report.digest import between, digest, pooled, seeds
+
+    row = {"n": 40, "correct": 5, "accuracy": 5 / 40, "ci_low": wilson(5, 40)[0], "ci_high": wilson(5, 40)[1]}
+    assert pooled(row) == "12.5 [5.5, 26.1] n=40" and pooled({"n": 0}) == "- n=0"
+    # [0.1, 0.2, 0.3]: mean 0.2, t_{0.975,2} * sd / sqrt(3) = 4.303 * 0.1 / 1.732 = 0.2484 -> [0.0 (clipped), 44.8]
+    three = {"seed_values": [[0, 0.1], [1, 0.2], [2, 0.3]], "seed_mean": 0.2, "seed_t_halfwidth": 0.2484}
+    assert seeds(three) == "0: 10.0 / 1: 20.0 / 2: 30.0" and between(three) == "t [0.0, 44.8]"
+    assert between({"seed_values": [[0, 0.5]], "seed_mean": 0.5, "seed_t_halfwidth": 0.0}) == "-"
+    folder = seeds_run / "runs" / "report-seeds.test"
+    capsys.readouterr()
+    assert run_cli(["report", str(folder), "--digest"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(digest(json.loads((folder / "report" / "report.json").read_text())))
+    cells = [line for line in out.splitlines() if line.startswith("| - | 2-combination |")]
+    tidy = json.loads((folder / "report" / "report.json").read_text())["cells"]
+    assert [c.split(" | ")[2] for c in cells] == [r["method"] for r in tidy] == ["uniform", "ties"]
+    for line, r in zip(cells, tidy, strict=True):
+        assert pooled(r) in line and seeds(r) in line and between(r) in line
+        assert line.endswith(f"† {r['confounded_reason']} |" if r["confounded"] else " - |")
+    assert "| PC1 | ab alone on A→B |" in out
 
 
 def test_paper_match_recognises_experts_by_their_training_files() -> None:

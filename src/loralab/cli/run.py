@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -53,6 +54,13 @@ def report_cmd(
     by_triplet: Annotated[
         bool, typer.Option(help="database: also two-hop questions by their triplet's retention, right/wrong")
     ] = False,
+    digest: Annotated[
+        bool,
+        typer.Option(
+            help="run folder: print the controls and cells as two compact tables, one line each (pooled, "
+            "each seed, between-seed interval, retention, confounded), instead of the whole report"
+        ),
+    ] = False,
 ) -> None:
     """Report a run: its table laid out like the paper's (n, 95% interval, seeds pooled, the paper's number
     beside ours), figures, and metadata, written as report.md, report.csv, report.json, report.html and
@@ -74,12 +82,18 @@ def report_cmd(
             check_output(out, "--out")
         built = build_report(path, paper_model)
         written = write_report(built, out)
-        sys.stdout.write(built.markdown())
+        if digest:
+            from loralab.report.digest import digest as compact
+
+            sys.stdout.write(compact(json.loads(built.json())))
+        else:
+            sys.stdout.write(built.markdown())
         files = ", ".join(built.files())
         console.print(f"{built.progress()}; wrote {written} ({files})", highlight=False, markup=False)
         return
-    if out is not None:
-        raise LoralabError(f"--out: only with a run folder ({path} is not a folder)")
+    if out is not None or digest:
+        flag = "--out" if out is not None else "--digest"
+        raise LoralabError(f"{flag}: only with a run folder ({path} is not a folder)")
     _report_db(path, fmt, run, by_triplet)
 
 

@@ -1,0 +1,98 @@
+"""`loralab report RUN --digest`: a run's controls and cells as two compact Markdown tables, one line each.
+
+Read from the tidy records of ``report.json`` (`loralab.report.layouts.tidy_rows`, `controls.tidy_rows`), so
+the digest says nothing the full report does not: per line, the pooled accuracy with its 95% Wilson interval
+and n, each seed's value, the between-seed t interval (mean ± t_{0.975,k-1}·sd/√k, clipped to 0-100), and
+for a cell its retention of each hop and whether its controls confound it (with the reason). It is the form
+`docs/results.md` quotes, so a results page can be rebuilt from a run instead of copied by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * float(x):.1f}"
+
+
+def pooled(row: dict[str, Any]) -> str:
+    """``12.5 [5.5, 26.1] n=40`` (``- n=0`` when nothing is done)."""
+    if not row.get("n"):
+        return "- n=0"
+    return f"{_pct(row['accuracy'])} [{_pct(row['ci_low'])}, {_pct(row['ci_high'])}] n={row['n']}"
+
+
+def seeds(row: dict[str, Any]) -> str:
+    """``0: 10.0 / 1: 15.0 / 2: 12.5`` (each seed done)."""
+    return " / ".join(f"{s}: {_pct(v)}" for s, v in row.get("seed_values") or []) or "-"
+
+
+def between(row: dict[str, Any]) -> str:
+    """``t [lo, hi]`` over the seeds' values, or ``-`` for fewer than two seeds."""
+    mean, half = row.get("seed_mean"), row.get("seed_t_halfwidth")
+    if mean is None or half is None or len(row.get("seed_values") or []) < 2:
+        return "-"
+    lo, hi = max(0.0, mean - half), min(1.0, mean + half)
+    return f"t [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _point(row: dict[str, Any]) -> str:
+    point = row.get("grid_point") or {}
+    return ", ".join(str(v) for v in point.values()) or "-"
+
+
+def _kept(row: dict[str, Any]) -> str:
+    if row.get("retained_ab_n") or row.get("retained_bc_n"):
+        return f"{_pct(row.get('retained_ab'))} / {_pct(row.get('retained_bc'))}"
+    return "-"
+
+
+def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    cell = [str(c).replace("|", "\\|") for c in header]
+    lines = ["| " + " | ".join(cell) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in body]
+
+
+def digest(report: dict[str, Any]) -> str:
+    """The controls table and the cells table of one ``report.json`` (its `run`, `controls`, `cells`)."""
+    out = [f"## {report.get('run', 'run')}: digest", ""]
+    controls = report.get("controls") or []
+    if controls:
+        header = ["context", "control", "measured", "pooled [95% Wilson]", "seeds", "between seeds"]
+        header += ["threshold", "verdict"]
+        body = [
+            [
+                str(r.get("context") or "-"),
+                str(r.get("control")),
+                str(r.get("subject")),
+                pooled(r),
+                seeds(r),
+                between(r),
+                f"≥ {_pct(r['threshold'])}" if r.get("threshold") is not None else "-",
+                str(r.get("verdict")),
+            ]
+            for r in controls
+        ]
+        out += [*_table(header, body), ""]
+    else:
+        out += ["No controls (the run has no two-hop or graph-composition library).", ""]
+    header = ["point", "library", "method", "targets", "pooled [95% Wilson]", "seeds", "between seeds"]
+    header += ["kept A→B / B→C", "confounded"]
+    body = [
+        [
+            _point(r),
+            str(r.get("library")),
+            str(r.get("method")),
+            str(r.get("targets") or "-"),
+            pooled(r),
+            seeds(r),
+            between(r),
+            _kept(r),
+            f"† {r['confounded_reason']}" if r.get("confounded") else "-",
+        ]
+        for r in report.get("cells") or []
+    ]
+    out += _table(header, body)
+    return "\n".join(out) + "\n"
