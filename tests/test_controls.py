@@ -616,6 +616,11 @@ def test_a_graph_run_reports_its_controls(
         ("PC3", "-", "0"),
         ("PC4", "3 LoRAs · Uniform: Rel1 (A→B) kept", "8"),
         ("PC4", "3 LoRAs · Uniform: Rel2 (B→C) kept", "8"),
-        ("PC5", "-", "0"),
+        ("PC4", "3 LoRAs · Arrow: Rel1 (A→B) kept", "8"),
     ]
-    assert "3 of 3 cells done" in markdown  # the library's cell and two controls
+    assert "4 of 4 cells done" in markdown  # the library's two cells and two controls
+    # Arrow's diagnostics label the Rel1 / Rel2 questions with their owners (the rel1 / rel2 experts)
+    diag = [line for line in markdown.splitlines() if line.startswith("| arrow | 3 LoRAs |")]
+    assert len(diag) == 1
+    owner = diag[0].strip("|").split(" | ")[5].strip()
+    assert 0.0 <= float(owner) <= 1.0

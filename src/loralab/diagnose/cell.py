@@ -23,21 +23,24 @@ PER_TASK = 16
 
 
 def _cell_rows(data: Path, records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Up to PER_TASK rows per task of the evaluation file and its retention siblings, with the outputs the
-    cell produced for them (matched by id)."""
-    task, _, rest = data.name.partition(".")
-    files = [data] + [data.parent / f"{hop}.{rest}" for hop in ("ab", "bc") if task in ("ac", "ac_cot")]
+    """Up to PER_TASK rows per task of the evaluation file and its retention questions (a two-hop file's ab
+    and bc siblings, a graph composition's relations: `retention_sets`), with the outputs the cell produced
+    for them (matched by task and id). A graph retention row is given back its relation's task (rel1...),
+    which is what the experts trained on, so the owner of its fact can be read from their training data."""
+    from loralab.evaluation.retention import retention_sets
+
     outputs = {(r.get("task"), r.get("id")): r.get("output") for r in records}
+    sets = [read_jsonl(data, required=("prompt", "gold"))] if data.is_file() else []
+    sets += [rows for _, rows in retention_sets(data)]
     rows, outs = [], []
-    for f in files:
-        if not f.is_file():
-            continue
+    for found in sets:
         taken = 0
-        for r in read_jsonl(f, required=("prompt", "gold")):
+        for r in found:
             out = outputs.get((r.get("task"), r.get("id")))
             if out is None or taken >= PER_TASK:
                 continue
-            rows.append(r)
+            own = r.get("relation_task")
+            rows.append({**r, "task": own} if own else r)
             outs.append(str(out))
             taken += 1
     return rows, outs

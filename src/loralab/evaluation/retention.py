@@ -154,7 +154,8 @@ def retention_sets(data: Path) -> list[tuple[str, list[dict[str, Any]]]]:
     a two-hop dataset's ab and bc files of the same split as they are; for a graph composition
     ``relX_relY[_cot].SPLIT.jsonl``, the relX questions about each question's subject and the relY questions
     about its middle entity, each tagged with the composition question's unit as its triplet (a middle entity
-    shared by several subjects is asked once per subject). Empty when the files are not all there."""
+    shared by several subjects is asked once per subject) and its own task kept as `relation_task`. Empty
+    when the files are not all there."""
     from loralab.worlds.graph import hops_of
     from loralab.worlds.jsonl import read_jsonl
 
@@ -177,12 +178,12 @@ def retention_sets(data: Path) -> list[tuple[str, list[dict[str, Any]]]]:
     for r in questions:
         units_of[str(r["middle"])].add(int(r["unit"]))
     hop1 = [
-        {**r, "task": "ab", "triplet": unit_of[r["subject"]]}
+        {**r, "task": "ab", "triplet": unit_of[r["subject"]], "relation_task": r.get("task")}
         for r in read_jsonl(siblings[0], required=("prompt", "gold", "subject"))
         if r["subject"] in unit_of
     ]
     hop2 = [
-        {**r, "task": "bc", "triplet": unit}
+        {**r, "task": "bc", "triplet": unit, "relation_task": r.get("task")}
         for r in read_jsonl(siblings[1], required=("prompt", "gold", "subject"))
         for unit in sorted(units_of.get(r["subject"], ()))
     ]
