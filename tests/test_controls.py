@@ -537,6 +537,7 @@ def test_a_graph_cell_gets_control_cells_on_its_relations(tmp_path: Path) -> Non
 def test_graph_retention_asks_each_questions_subject_and_middle(tmp_path: Path) -> None:
     """By hand: two Rel1->Rel2 questions (units 0 and 1) whose subjects A1, A2 share the middle B1; Rel1 asked
     about A1, A2 (not A3), Rel2 about B1 once per question's unit (not B2)."""
+    from loralab.errors import LoralabError
     from loralab.evaluation.retention import retention_metrics, retention_sets
     from loralab.worlds.jsonl import write_jsonl
 
@@ -564,6 +565,15 @@ def test_graph_retention_asks_each_questions_subject_and_middle(tmp_path: Path) 
     assert [(r["subject"], r["task"], r["triplet"]) for r in hop1] == [("A1", "ab", 0), ("A2", "ab", 1)]
     assert [(r["subject"], r["task"], r["triplet"]) for r in hop2] == [("B1", "bc", 0), ("B1", "bc", 1)]
     assert retention_sets(tmp_path / "rel1.test.jsonl") == []  # not a composition
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in ("rel1.test.jsonl", "rel2.test.jsonl"):
+        (bad / f).write_text((tmp_path / f).read_text())
+    write_jsonl(bad / "rel1_rel2.test.jsonl", [{**q("rel1_rel2", 0, "A1", "B1"), "unit": "zero"}])
+    with pytest.raises(
+        LoralabError, match=r"rel1_rel2\.test\.jsonl: a graph composition row without an integer"
+    ):
+        retention_sets(bad / "rel1_rel2.test.jsonl")
     (tmp_path / "rel2.test.jsonl").unlink()
     assert retention_sets(tmp_path / "rel1_rel2_cot.test.jsonl") == []  # a sibling missing
     # scored: unit 0 keeps both hops and is right; unit 1 loses Rel1 -> given both: 1 of 1
