@@ -487,7 +487,7 @@ def test_a_graph_experts_role_is_read_from_the_composition_asked(tmp_path: Path)
         "none",
         "none",  # a composition expert of another pair
         "none",
-        "hop1",  # a two-hop expert keeps its own role
+        "none",  # a two-hop expert has no role in a graph's composition
     ]
     assert [role_of(spec, e, rel34) for e in names] == [
         "none",
@@ -496,9 +496,10 @@ def test_a_graph_experts_role_is_read_from_the_composition_asked(tmp_path: Path)
         "hop2",
         "oracle",  # trained on Rel3->Rel4 (CoT) alone
         "mixed",  # Rel3 and Rel4 in one adapter
-        "hop1",
+        "none",
     ]
     assert [role_of(spec, e) for e in names[:-1]] == ["none"] * 6  # no composition asked, no role
+    assert role_of(spec, "ab") == "hop1" and role_of(spec, "ab", atomic) == "hop1"  # two-hop as before
     assert control_tasks(spec, "rel3_rel4", rel34) == ("ac_cot",)
     assert control_tasks(spec, "rel3_and_4", rel34) == ("ab", "bc")
     assert is_twohop(spec, held_out) and is_twohop(spec, rel34) and not is_twohop(spec, atomic)
@@ -538,7 +539,7 @@ def test_graph_retention_asks_each_questions_subject_and_middle(tmp_path: Path) 
     """By hand: two Rel1->Rel2 questions (units 0 and 1) whose subjects A1, A2 share the middle B1; Rel1 asked
     about A1, A2 (not A3), Rel2 about B1 once per question's unit (not B2)."""
     from loralab.errors import LoralabError
-    from loralab.evaluation.retention import retention_metrics, retention_sets
+    from loralab.evaluation.retention import by_triplet, retention_metrics, retention_sets
     from loralab.worlds.jsonl import write_jsonl
 
     def q(task: str, unit: int, subject: str, middle: str = "") -> dict[str, Any]:
@@ -593,6 +594,69 @@ def test_graph_retention_asks_each_questions_subject_and_middle(tmp_path: Path) 
     ) == (2, 2)
     assert (m["retained_both"].k, m["retained_both"].n) == (1, 2)
     assert (m["twohop_given_both"].k, m["twohop_given_both"].n) == (1, 1)
+    assert by_triplet(records) == {"both": {"right": 1, "wrong": 0}, "one": {"right": 0, "wrong": 1}}
+    # a graph cell stored before its retention existed has no triplet: counted as unknown, not a traceback
+    assert by_triplet([{"task": "rel1_rel2_cot", "triplet": None, "correct": True}]) == {
+        "unknown": {"right": 1, "wrong": 0}
+    }
+
+
+def _graph_cell(roles: dict[str, str], marker: bool) -> CellJob:
+    members = list(roles)
+    record = _record("graph library", members, "arrow", 0, "disjoint", "rel1_rel2_cot.test.jsonl")
+    record["datasets"] = {"data": {"kind": "graph", "variant": "disjoint", "seed": 0}}
+    record["roles"], record["controls"] = roles, []
+    if marker:
+        record["retention"] = "graph-1"
+    path = Path("/none/rel1_rel2_cot.test.jsonl")
+    return CellJob("g", "test", path, "d", tuple(members), "arrow", {}, "graph library", 128, record)
+
+
+def test_a_graph_plan_from_before_its_controls_says_rerun(tmp_path: Path) -> None:
+    """A Table 11 plan written before graph roles existed (every role none, no retention marker) is told to
+    rerun, not that its library lacks hop experts; a current graph 3-combination gets PC3's 70% threshold."""
+    old = pc.compute_controls(_plan([_graph_cell({"rel1": "none", "rel2": "none"}, False)], tmp_path), {})
+    assert {r.verdict_text() for r in old} == {f"not measured: {pc.OLD_PLAN}"}
+    new = pc.compute_controls(
+        _plan([_graph_cell({"rel1": "hop1", "rel2": "hop2", "rel1_rel2": "oracle"}, True)], tmp_path), {}
+    )
+    pc3 = [r for r in new if r.name == "PC3"]
+    assert [(r.threshold, r.verdict_text()) for r in pc3] == [
+        (0.70, "not measured: pending: its cells are not done yet")
+    ]
+
+
+def test_graph_retention_is_in_a_composition_cells_key_only(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bumping the graph retention version re-keys the composition's cells, not a graph atomic file's; the
+    spec's summary names the roles read from each evaluation."""
+    from loralab.experiments import plan as plan_module
+    from loralab.experiments.spec import load_spec
+
+    path = tmp_path / "g.yaml"
+    text = (SPECS / "graph-controls.yaml").read_text()
+    path.write_text(
+        text.replace(
+            "  - {dataset: graph, split: test, prompting: cot}\n",
+            "  - {dataset: graph, split: test, prompting: cot}\n"
+            "  - {dataset: graph, split: test, prompting: direct, file: rel3.test.jsonl}\n",
+        )
+    )
+
+    def keys() -> dict[tuple[str, str], str]:
+        p = plan_module.plan(load_spec(path, "test"), tmp_path / "w", "test")
+        return {(c.data.name, c.method): c.key for c in p.cells if "control" not in c.record}
+
+    now = keys()
+    monkeypatch.setattr(plan_module, "GRAPH_RETENTION", "graph-0")
+    before = keys()
+    assert sorted(now) == sorted(before) and len(now) == 4
+    for (file, method), key in now.items():
+        assert (key == before[(file, method)]) == (file == "rel3.test.jsonl"), file
+    assert run_cli(["validate", str(path), "--scale", "test"], monkeypatch) == 0
+    # hop1 / hop2 where Rel1->Rel2 is asked, none where rel3.test is
+    assert "Roles: rel1: hop1 or none, rel2: hop2 or none, rel1_rel4: none." in capsys.readouterr().out
 
 
 def test_a_graph_run_reports_its_controls(

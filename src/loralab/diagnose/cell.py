@@ -33,12 +33,16 @@ def _cell_rows(data: Path, records: Sequence[dict[str, Any]]) -> tuple[list[dict
     sets = [read_jsonl(data, required=("prompt", "gold"))] if data.is_file() else []
     sets += [rows for _, rows in retention_sets(data)]
     rows, outs = [], []
+    seen: set[tuple[Any, Any]] = (
+        set()
+    )  # a shared graph's middle entity is asked once per subject: probe it once
     for found in sets:
         taken = 0
         for r in found:
             out = outputs.get((r.get("task"), r.get("id")))
-            if out is None or taken >= PER_TASK:
+            if out is None or taken >= PER_TASK or (r.get("task"), r.get("id")) in seen:
                 continue
+            seen.add((r.get("task"), r.get("id")))
             own = r.get("relation_task")
             rows.append({**r, "task": own} if own else r)
             outs.append(str(out))

@@ -28,6 +28,15 @@ _MLP = ("mlp", "gate_proj", "up_proj", "down_proj", "fc1", "fc2", "ffn", "feed_f
 # which entity of a two-hop row its prompt asks about: hop 1 and the two-hop prompts ask about A, hop 2 about B
 SUBJECT = {"ab": "a", "ac": "a", "ac_cot": "a", "bc": "b"}
 TWO_HOP = ("ac", "ac_cot")
+
+
+def is_two_hop(task: Any) -> bool:
+    """A two-hop task (ac, ac_cot) or a graph composition (rel1_rel2, rel1_rel2_cot)."""
+    from loralab.evaluation.retention import kind_of
+
+    return kind_of(task) in TWO_HOP
+
+
 CLASSES = ("all", "prompt", "generated", "focus", "subject", "relation", "answer", "bridge")
 
 
@@ -111,7 +120,7 @@ def make_probe(tokenizer: Any, row: dict[str, Any], continuation: str, owner: in
         at = continuation.rfind(gold) if gold else -1
         if at >= 0:
             classes["answer"] = _overlapping(c_off, at, at + len(gold), n_p)
-        bridge = str(row.get("b") or "") if row.get("task") in TWO_HOP else ""
+        bridge = str(row.get("b") or row.get("middle") or "") if is_two_hop(row.get("task")) else ""
         at = continuation.find(bridge) if bridge and bridge != gold else -1
         if at >= 0:
             classes["bridge"] = _overlapping(c_off, at, at + len(bridge), n_p)

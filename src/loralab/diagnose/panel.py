@@ -13,7 +13,7 @@ from loralab.combination import get_method
 from loralab.combination.registry import coerce_options
 from loralab.diagnose import DIAGNOSTICS, PARTS
 from loralab.diagnose.attribution import attribution
-from loralab.diagnose.common import TWO_HOP, make_probe, owners
+from loralab.diagnose.common import is_two_hop, make_probe, owners
 from loralab.diagnose.geometry import geometry
 from loralab.diagnose.html import render_html
 from loralab.diagnose.routing import trace
@@ -29,7 +29,7 @@ PAGE = "diagnostics.html"
 def _probe_summary(
     rows: Sequence[dict[str, Any]], own: list[int | None], source: str | None, names: list[str]
 ) -> dict[str, Any]:
-    two_hop = [o for r, o in zip(rows, own, strict=True) if r.get("task") in TWO_HOP]
+    two_hop = [o for r, o in zip(rows, own, strict=True) if is_two_hop(r.get("task"))]
     by_owner: dict[str, list[str]] = {}
     for r, o in zip(rows, own, strict=True):
         if o is not None and r.get("task"):

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from loralab.diagnose.common import is_two_hop
 from loralab.diagnose.strength import dilution
 
 THRESHOLDS = {
@@ -134,7 +135,7 @@ def _compose_labels(diag: dict[str, Any], labels: list[str], scores: dict[str, A
         v
         for e in experts.values()
         for t, v in e["all"].get("gold_by_task", {}).items()
-        if t in ("ac", "ac_cot") and v is not None
+        if is_two_hop(t) and v is not None
     ]
     if two_hop:
         best = max(two_hop)

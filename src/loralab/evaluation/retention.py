@@ -110,7 +110,7 @@ def retention_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Rate]:
     kept = retained(ones)
     per_task = {t: [r for r in ones if r["task"] == t] for t in ONE_HOP}
     triplets = sorted(set(kept["ab"]) & set(kept["bc"]))
-    cond = [r for r in two if status(kept, int(r["triplet"])) == "both"]
+    cond = [r for r in two if r.get("triplet") is not None and status(kept, int(r["triplet"])) == "both"]
     metrics = {
         "twohop": Rate(sum(bool(r["correct"]) for r in two), len(two)),
         "retained_ab": Rate(sum(bool(r["correct"]) for r in per_task["ab"]), len(per_task["ab"])),
@@ -136,7 +136,10 @@ def by_triplet(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
     table: dict[str, dict[str, int]] = defaultdict(lambda: {"right": 0, "wrong": 0})
     for r in records:
         if _is_two(r):
-            table[status(kept, int(r["triplet"]))]["right" if r["correct"] else "wrong"] += 1
+            t = r.get("triplet")  # None: a row stored without one (a graph cell from before graph-1)
+            table[status(kept, int(t)) if t is not None else "unknown"][
+                "right" if r["correct"] else "wrong"
+            ] += 1
     return {s: dict(table[s]) for s in ("both", "one", "none", "unknown") if s in table}
 
 

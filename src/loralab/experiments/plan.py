@@ -14,7 +14,8 @@ GSM experiment's continued pretraining) is built here when missing, into the bas
 folder like any other. A cell is scored by its dataset kind's evaluator (`DATASETS[kind].evaluator`); a GSM
 cell's key adds its prompt style and decoding (`DecodeConfig`: TIR rounds, sandbox limits), a graph
 composition cell the version of its retention questions. These keys name
-folders and rows that earlier runs wrote, so they must not change (tests/test_plan_keys.py pins them).
+folders and rows that earlier runs wrote, so they must not change (tests/test_plan_keys.py pins them); the
+one deliberate change so far: graph composition cells gained their retention questions (`GRAPH_RETENTION`).
 
 For every two-hop cell the plan adds the positive controls' cells it depends on
 (`loralab.experiments.spec.control_cells`): each member with a role (hop1, hop2, oracle, mixed) alone on
@@ -346,6 +347,8 @@ def _plan_cell(
         "evaluation": {**ev.model_dump(), "file": file},
         "datasets": {k: d.spec for k, d in data_keys.items()},
     }
+    if "retention" in what:  # a graph composition's roles and retention (a plan without it predates them)
+        record["retention"] = what["retention"]
     if cell.control is not None:
         record["control"] = asdict(cell.control)
     if evaluator != "twohop":

@@ -321,8 +321,8 @@ def _part_tasks(
     spec: ExperimentSpec, part: TrainPart, evaluation: Evaluation | None = None
 ) -> list[str] | None:
     """The two-hop tasks a training part holds (a setup's loraK file: its mixture's tasks, bridges included;
-    a part of the evaluated graph: its task as the composition's ab / bc / ac / ac_cot, or ``other``);
-    None when it is not a two-hop task's training split."""
+    when a graph composition is evaluated, a part of that graph: its task as the composition's ab / bc / ac /
+    ac_cot, or ``other``, and any other part None); None when it is not a two-hop task's training split."""
     from loralab.worlds.setups import SETUPS
     from loralab.worlds.twohop import TASKS
 
@@ -330,14 +330,14 @@ def _part_tasks(
     stem = part.filename.removesuffix(".train.jsonl")
     if not part.filename.endswith(".train.jsonl"):
         return None
+    hops = graph_hops(spec, evaluation)
+    if hops is not None and evaluation is not None:  # a graph composition: only its own graph's parts count
+        return [hops.get(stem, "other")] if part.dataset == evaluation.dataset else None
     if isinstance(data, TwohopData):
         return [stem] if stem in TASKS else None
     if isinstance(data, SetupData) and data.setup in SETUPS:
         mixture = SETUPS[data.setup].experts.get(stem)
         return [p.task for p in mixture] if mixture else None
-    hops = graph_hops(spec, evaluation)
-    if isinstance(data, GraphData) and hops is not None and evaluation is not None:
-        return [hops.get(stem, "other")] if part.dataset == evaluation.dataset else None
     return None
 
 

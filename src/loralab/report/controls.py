@@ -12,7 +12,7 @@ and the libraries' own cells:
   prompting, and CoT scoring needs the chain, so a direct oracle scores 0% there), ac for one trained on
   direct answers. Threshold 90%.
 - PC3: the 3-combination library (hop1+hop2+oracle) under Arrow on the two-hop test. Threshold 70% when
-  the evaluated variant is RR; on HH and FF the value is reported with no threshold (that is the
+  the evaluated variant is RR or a graph; on HH and FF the value is reported with no threshold (that is the
   familiarity claim itself).
 - PC4: the 2-combination library's (hop1+hop2) retention of each hop (the retention columns of its two-hop
   cell), per method. Threshold 80% for each hop.
@@ -170,6 +170,17 @@ def is_twohop(record: dict[str, Any]) -> bool:
     return data.get("kind") in ("twohop", "setup") and task in ("ac", "ac_cot")
 
 
+def _is_graph(record: dict[str, Any]) -> bool:
+    ev = record.get("evaluation") or {}
+    return (record.get("datasets") or {}).get(ev.get("dataset"), {}).get("kind") == "graph"
+
+
+def pc3_threshold(record: dict[str, Any]) -> float | None:
+    """PC3's threshold: 70% on RR and on a graph (whose library, when it holds the composition's oracle,
+    should route to it); none on HH and FF, where PC3 is the familiarity claim itself."""
+    return THRESHOLDS["PC3"] if _is_graph(record) or evaluated_variant(record) == "RR" else None
+
+
 def hop_label(record: dict[str, Any], hop: str) -> str:
     """A→B / B→C; on a graph, the relation the hop is, too: ``Rel1 (A→B)``."""
     from loralab.worlds.graph import hops_of
@@ -245,7 +256,7 @@ def _measures(job: CellJob, row: dict[str, Any] | None) -> list[tuple[str, str, 
         out.append((name, f"{c['expert']} alone on {task_label(c['task'])}", THRESHOLDS[name], c))
     library, method = rec.get("library", "-"), method_label(Group(job.base, rec))
     if is_three(rec) and rec.get("method") == "arrow":
-        threshold = THRESHOLDS["PC3"] if evaluated_variant(rec) == "RR" else None
+        threshold = pc3_threshold(rec)
         counts = (int(row["correct"]), int(row["n"])) if row else None
         out.append(("PC3", f"{library} · {method}", threshold, counts))
     if is_two(rec):
@@ -270,7 +281,7 @@ def compute_controls(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Cont
         key = context_key(job.base, job.record)
         results = found.setdefault(key, {})
         records.setdefault(key, {**job.record, "base": job.base})
-        if "roles" not in job.record:
+        if "roles" not in job.record or (_is_graph(job.record) and "retention" not in job.record):
             old.add(key)
         seed = int(job.record.get("seed", 0))
         for name, subject, threshold, counts in _measures(job, stored.get(job.key)):
@@ -289,9 +300,8 @@ def compute_controls(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[Cont
         for name in THRESHOLDS:
             mine = [r for (n, _), r in results.items() if n == name]
             if not mine:
-                rr = name != "PC3" or evaluated_variant(records[key]) == "RR"
                 why = OLD_PLAN if key in old else ABSENT[name]
-                limit = THRESHOLDS[name] if rr else None
+                limit = pc3_threshold(records[key]) if name == "PC3" else THRESHOLDS[name]
                 mine = [ControlResult(name, labels[key], "-", limit, key, records[key], why=why)]
             out += mine
     return out
@@ -353,9 +363,9 @@ def controls_table(results: Sequence[ControlResult]) -> ReportTable:
     caption = (
         "Positive controls: "
         + "; ".join(f"{k}, {WHAT[k]}, ≥ {100 * v:.0f}%" for k, v in THRESHOLDS.items())
-        + " (PC3 only on RR; on HH and FF it is reported without a threshold). Verdict: pass when the point "
-        "estimate reaches the threshold; not measured where the run has no such expert or library; too few "
-        "questions below n = 20. Counts pooled over the seeds done. A cell whose controls fail is marked † "
+        + " (PC3 only on RR and graphs; on HH and FF it is reported without a threshold). Verdict: pass when "
+        "the point estimate reaches the threshold; not measured where the run has no such expert or library; "
+        "too few questions below n = 20. Counts pooled over the seeds done. A cell whose controls fail is marked † "
         "(confounded) in the tables below, with the reason."
     )
     if len(seeds) > 1:

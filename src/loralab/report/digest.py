@@ -1,10 +1,11 @@
 """`loralab report RUN --digest`: a run's controls and cells as two compact Markdown tables, one line each.
 
 Read from the tidy records of ``report.json`` (`loralab.report.layouts.tidy_rows`, `controls.tidy_rows`), so
-the digest says nothing the full report does not: per line, the pooled accuracy with its 95% Wilson interval
-and n, each seed's value, the between-seed t interval (mean ± t_{0.975,k-1}·sd/√k, clipped to 0-100), and
-for a cell its retention of each hop and whether its controls confound it (with the reason). It is the form
-`docs/results.md` quotes, so a results page can be rebuilt from a run instead of copied by hand.
+the digest says nothing the full report does not: per line (with the base and the evaluation as columns
+where the run's cells differ in them, and the method's options), the pooled accuracy with its 95% Wilson
+interval and n, each seed's value, the between-seed t interval (mean ± t_{0.975,k-1}·sd/√k, clipped to
+0-100), and for a cell its retention of each hop and whether its controls confound it (with the reason). It
+is the form `docs/results.md` quotes, so a results page can be rebuilt from a run instead of copied by hand.
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ def _point(row: dict[str, Any]) -> str:
     return ", ".join(str(v) for v in point.values()) or "-"
 
 
+def _method(row: dict[str, Any]) -> str:
+    """``arrow (top_k=2)``: the method with its options, so two settings of one method read apart."""
+    options = row.get("options") or {}
+    shown = ", ".join(f"{k}={v}" for k, v in options.items() if not isinstance(v, dict))
+    return f"{row.get('method')} ({shown})" if shown else str(row.get("method"))
+
+
+def _what(row: dict[str, Any], key: str) -> str:
+    """The base, or the evaluation (file, prompting, split), of a cell: a column only where cells differ."""
+    if key == "base":
+        return str(row.get("base") or "-")
+    return f"{row.get('eval_file')} ({row.get('prompting')}, {row.get('eval_split')})"
+
+
 def _kept(row: dict[str, Any]) -> str:
     if row.get("retained_ab_n") or row.get("retained_bc_n"):
         return f"{_pct(row.get('retained_ab'))} / {_pct(row.get('retained_bc'))}"
@@ -78,13 +93,16 @@ def digest(report: dict[str, Any]) -> str:
         out += [*_table(header, body), ""]
     else:
         out += ["No controls (the run has no two-hop or graph-composition library).", ""]
-    header = ["point", "library", "method", "targets", "pooled [95% Wilson]", "seeds", "between seeds"]
-    header += ["kept A→B / B→C", "confounded"]
+    cells = report.get("cells") or []
+    varying = [k for k in ("base", "evaluation") if len({_what(r, k) for r in cells}) > 1]
+    header = ["point", *varying, "library", "method", "targets", "pooled [95% Wilson]", "seeds"]
+    header += ["between seeds", "kept A→B / B→C", "confounded"]
     body = [
         [
             _point(r),
+            *(_what(r, k) for k in varying),
             str(r.get("library")),
-            str(r.get("method")),
+            _method(r),
             str(r.get("targets") or "-"),
             pooled(r),
             seeds(r),
@@ -92,7 +110,7 @@ def digest(report: dict[str, Any]) -> str:
             _kept(r),
             f"† {r['confounded_reason']}" if r.get("confounded") else "-",
         ]
-        for r in report.get("cells") or []
+        for r in cells
     ]
     out += _table(header, body)
     return "\n".join(out) + "\n"
