@@ -323,3 +323,45 @@ def test_seeds_replace_the_specs_seeds(
     assert json.loads((folder / "spec.json").read_text())["seeds"] == [1]
     plan = load_plan(folder)
     assert plan.cells and {c.record["seed"] for c in plan.cells} == {1}
+
+
+@pytest.mark.parametrize(
+    ("only", "why"),
+    [
+        ("datasets.rr.variant", "expected AXIS=VALUE[,VALUE...]"),
+        ("datasets.rr.variant=", "expected AXIS=VALUE[,VALUE...]"),
+        ("datasets.rr.varient=RR", "'datasets.rr.varient' is not a grid axis (axes: datasets.rr.variant)"),
+        ("datasets.rr.variant=XX", "'XX' is not a value of datasets.rr.variant (values: RR, HH)"),
+    ],
+)
+def test_bad_only_is_one_line(
+    only: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "grid.yaml"
+    text = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
+    spec.write_text(text + "grid:\n  datasets.rr.variant: [RR, HH]\n")
+    args = ["run", str(spec), "--scale", "test", "--only", only, "--workdir", str(tmp_path / "w")]
+    assert run_cli(args, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--only {only}: {why}" in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_only_keeps_those_grid_values(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--only datasets.rr.variant=HH` runs the HH grid point alone; its cells keep the whole grid's keys."""
+    from loralab.experiments.plan import load_plan, plan
+    from loralab.experiments.spec import load_spec
+
+    spec = tmp_path / "grid.yaml"
+    text = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
+    spec.write_text(text + "grid:\n  datasets.rr.variant: [RR, HH]\n")
+    args = ["run", str(spec), "--scale", "test", "--only", "datasets.rr.variant=HH"]
+    args += ["--workdir", str(tmp_path / "w"), "--no-probe", "--diagnostics", "none"]
+    assert run_cli(args, monkeypatch) == 0
+    ran = load_plan(tmp_path / "w" / "runs" / "tiny-grid.test")
+    assert ran.cells and {c.record["point"]["datasets.rr.variant"] for c in ran.cells} == {"HH"}
+    whole = plan(load_spec(spec, "test"), tmp_path / "w", "test")
+    hh = [c.key for c in whole.cells if c.record["point"]["datasets.rr.variant"] == "HH"]
+    assert [c.key for c in ran.cells] == hh and len(whole.cells) == 2 * len(hh)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -147,6 +147,31 @@ def parse_seeds(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
+def restrict_grid(spec: Any, only: list[str]) -> Any:
+    """`--only AXIS=V1,V2`: keep those values of one of the spec's grid axes (repeatable, one axis each)."""
+    grid = dict(spec.grid)
+    for item in only:
+        axis, sep, values = item.partition("=")
+        wanted = [v.strip() for v in values.split(",")]
+        if not sep or not all(wanted):
+            raise LoralabError(
+                f"--only {item}: expected AXIS=VALUE[,VALUE...], e.g. datasets.data.variant=RR"
+            )
+        if axis not in grid:
+            axes = ", ".join(grid) or "none: the spec has no grid"
+            raise LoralabError(
+                f"--only {item}: {axis!r} is not a grid axis (axes: {axes}){did_you_mean(axis, grid)}"
+            )
+        by_text = {str(v): v for v in grid[axis]}
+        unknown = [w for w in wanted if w not in by_text]
+        if unknown:
+            raise LoralabError(
+                f"--only {item}: {unknown[0]!r} is not a value of {axis} (values: {', '.join(by_text)})"
+            )
+        grid[axis] = [by_text[w] for w in dict.fromkeys(wanted)]
+    return spec.model_copy(update={"grid": grid})
+
+
 def run_cmd(
     spec: Annotated[Path, typer.Argument(help="an experiment spec (YAML), e.g. experiments/paper/*.yaml")],
     scale: Scale = None,
@@ -163,6 +188,13 @@ def run_cmd(
         str | None,
         typer.Option(
             help="comma-separated seeds replacing the spec's `seeds`, e.g. 0,1,2 (data draw + training)"
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="AXIS=V1,V2: run only these values of one grid axis (repeatable), e.g. "
+            "datasets.data.variant=RR; cells and experts are shared with the whole grid's run by content"
         ),
     ] = None,
     preset: Annotated[str | None, preset_alias("--scale")] = None,
@@ -182,6 +214,8 @@ def run_cmd(
     loaded = load_spec(spec, scale)
     if seeds is not None:
         loaded = loaded.model_copy(update={"seeds": parse_seeds(seeds)})
+    if only:
+        loaded = restrict_grid(loaded, only)
     if address is not None and executor != "ray":
         raise LoralabError("--address: only with --executor ray")
     if executor not in ("local", "ray"):
