@@ -325,6 +325,14 @@ def test_seeds_replace_the_specs_seeds(
     assert plan.cells and {c.record["seed"] for c in plan.cells} == {1}
 
 
+def _grid_spec(tmp_path: Path) -> Path:
+    """tests/specs/tiny-grid.yaml with a grid over the dataset's variant (RR, HH)."""
+    spec = tmp_path / "grid.yaml"
+    text = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
+    spec.write_text(text + "grid:\n  datasets.rr.variant: [RR, HH]\n")
+    return spec
+
+
 @pytest.mark.parametrize(
     ("only", "why"),
     [
@@ -337,9 +345,7 @@ def test_seeds_replace_the_specs_seeds(
 def test_bad_only_is_one_line(
     only: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = tmp_path / "grid.yaml"
-    text = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
-    spec.write_text(text + "grid:\n  datasets.rr.variant: [RR, HH]\n")
+    spec = _grid_spec(tmp_path)
     args = ["run", str(spec), "--scale", "test", "--only", only, "--workdir", str(tmp_path / "w")]
     assert run_cli(args, monkeypatch) == 2
     err = capsys.readouterr().err
@@ -354,9 +360,7 @@ def test_only_keeps_those_grid_values(
     from loralab.experiments.plan import load_plan, plan
     from loralab.experiments.spec import load_spec
 
-    spec = tmp_path / "grid.yaml"
-    text = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()
-    spec.write_text(text + "grid:\n  datasets.rr.variant: [RR, HH]\n")
+    spec = _grid_spec(tmp_path)
     args = ["run", str(spec), "--scale", "test", "--only", "datasets.rr.variant=HH"]
     args += ["--workdir", str(tmp_path / "w"), "--no-probe", "--diagnostics", "none"]
     assert run_cli(args, monkeypatch) == 0

@@ -155,13 +155,19 @@ def context_key(base: str, record: dict[str, Any]) -> str:
     return config_hash(json.loads(json.dumps(what, default=str)), 16)
 
 
+def _eval_data(record: dict[str, Any]) -> dict[str, Any]:
+    """The spec of the dataset a cell's record evaluates on ({} when unknown)."""
+    ev = record.get("evaluation") or {}
+    return dict((record.get("datasets") or {}).get(ev.get("dataset"), {}))
+
+
 def is_twohop(record: dict[str, Any]) -> bool:
     """The cell asks a two-hop or setup dataset's A->C questions, or a graph composition (and is not a
     control)."""
     from loralab.worlds.graph import hops_of
 
     ev = record.get("evaluation") or {}
-    data = (record.get("datasets") or {}).get(ev.get("dataset"), {})
+    data = _eval_data(record)
     task = str(ev.get("file", "")).split(".")[0]
     if "control" in record:
         return False
@@ -171,8 +177,7 @@ def is_twohop(record: dict[str, Any]) -> bool:
 
 
 def _is_graph(record: dict[str, Any]) -> bool:
-    ev = record.get("evaluation") or {}
-    return (record.get("datasets") or {}).get(ev.get("dataset"), {}).get("kind") == "graph"
+    return _eval_data(record).get("kind") == "graph"
 
 
 def pc3_threshold(record: dict[str, Any]) -> float | None:
@@ -203,8 +208,7 @@ def evaluated_variant(record: dict[str, Any]) -> str:
     """FF, HH or RR: the variant whose two-hop questions the cell asks."""
     from loralab.worlds.setups import SETUPS
 
-    ev = record.get("evaluation") or {}
-    data = (record.get("datasets") or {}).get(ev.get("dataset"), {})
+    data = _eval_data(record)
     if data.get("kind") == "setup":
         setup = SETUPS.get(str(data.get("setup")))
         return setup.evaluated if setup else ""
