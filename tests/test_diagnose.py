@@ -156,6 +156,33 @@ def test_layer_groups_and_owners() -> None:
         owners([{"expert": "Z"}], lib)
 
 
+def test_owners_break_a_task_tie_by_the_fact(tmp_path: Path) -> None:
+    # a bridge setup: both experts are trained on ab, bc and ac_cot (the shared fake bridge F1, F2, F12 CoT),
+    # only LoRA 1 on R1's ab facts and only LoRA 2 on R2's bc facts
+    def row(dataset: str, task: str, triplet: int) -> str:
+        return json.dumps({"dataset": dataset, "task": task, "triplet": triplet, "prompt": "q"})
+
+    shared = [row("FF", "ab", 0), row("FF", "bc", 0), row("FF", "ac_cot", 0)]
+    files = {
+        "lora1": [row("RR", "ab", 0), row("RR", "ab", 1), *shared],
+        "lora2": [row("RR", "bc", 0), *shared],
+    }
+    lib = []
+    for name, lines in files.items():
+        (tmp_path / f"{name}.train.jsonl").write_text("\n".join(lines) + "\n")
+        lib.append(
+            Expert(name, Path(name), 1, 1.0, {}, {}, {"data": [str(tmp_path / f"{name}.train.jsonl")]})
+        )
+    rows = [
+        {"dataset": "RR", "task": "ab", "triplet": 1},  # only LoRA 1 saw it
+        {"dataset": "RR", "task": "bc", "triplet": 0},  # only LoRA 2
+        {"dataset": "FF", "task": "ab", "triplet": 0},  # both: a tie stays a tie
+        {"dataset": "RR", "task": "ab", "triplet": 7},  # neither
+        {"task": "ab"},  # no fact named
+    ]
+    assert owners(rows, lib) == ([0, 1, None, None, None], "the experts' training data (meta.json)")
+
+
 def test_verdict_labels_and_spearman() -> None:
     curve = {
         "expert": "X",

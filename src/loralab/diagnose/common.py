@@ -133,12 +133,20 @@ def make_probe(tokenizer: Any, row: dict[str, Any], continuation: str, owner: in
 # ---------------------------------------------------------------------------
 
 
-def expert_tasks(expert: Expert) -> set[str]:
-    """The tasks an expert was trained on: the `task` of the rows of the training files its meta.json lists
-    (the file name before the first dot when a file is gone); empty for an adapter loralab did not train."""
+def _fact(row: dict[str, Any]) -> tuple[str, str, str] | None:
+    """A row's fact: (dataset, task, triplet), or None when the row does not name all three."""
+    parts = (row.get("dataset"), row.get("task"), row.get("triplet"))
+    return None if any(p is None for p in parts) else (str(parts[0]), str(parts[1]), str(parts[2]))
+
+
+def _training(expert: Expert) -> tuple[set[str], set[tuple[str, str, str]]]:
+    """The tasks an expert was trained on and the facts (`_fact`) of its training rows, read from the
+    training files its meta.json lists (for a file that is gone: the file name before the first dot as its
+    task, no facts); both empty for an adapter loralab did not train."""
     import json
 
     tasks: set[str] = set()
+    facts: set[tuple[str, str, str]] = set()
     for f in expert.meta.get("data") or []:
         path = Path(f)
         found = False
@@ -146,13 +154,22 @@ def expert_tasks(expert: Expert) -> set[str]:
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
                     if line.strip():
-                        task = json.loads(line).get("task")
-                        if task:
-                            tasks.add(str(task))
+                        row = json.loads(line)
+                        if row.get("task"):
+                            tasks.add(str(row["task"]))
                             found = True
+                        fact = _fact(row)
+                        if fact is not None:
+                            facts.add(fact)
         if not found:
             tasks.add(path.name.split(".", 1)[0])
-    return tasks
+    return tasks, facts
+
+
+def expert_tasks(expert: Expert) -> set[str]:
+    """The tasks an expert was trained on: the `task` of the rows of the training files its meta.json lists
+    (the file name before the first dot when a file is gone); empty for an adapter loralab did not train."""
+    return _training(expert)[0]
 
 
 def owners(
@@ -162,8 +179,11 @@ def owners(
 
     A row's `expert` field (an expert's name or folder name) wins; an unknown name is an error. Without any
     `expert` field, a row of task t is owned by the expert trained on t with the fewest tasks (hop 1 -> the
-    A->B expert, hop 2 -> the B->C expert, two-hop -> the oracle when one is in the library); ties and
-    tasks no expert saw stay unlabelled. Returns (owners, None) when no row could be labelled.
+    A->B expert, hop 2 -> the B->C expert, two-hop -> the oracle when one is in the library). A tie is broken
+    by the row's fact (dataset, task, triplet): when exactly one of the experts trained on t saw that fact,
+    it owns the row (the bridge setups, where both experts are trained on ab, bc and ac_cot but only LoRA 1
+    on R1's facts). Other ties and tasks no expert saw stay unlabelled. Returns (owners, None) when no row
+    could be labelled.
     """
     if any("expert" in r for r in rows):
         names: dict[str, int] = {}
@@ -179,13 +199,16 @@ def owners(
                 )
             out.append(names[str(label)] if label is not None else None)
         return out, "the rows' expert field"
-    tasks = [expert_tasks(e) for e in experts]
+    seen = [_training(e) for e in experts]
     out = []
     for r in rows:
-        have = [(len(t), i) for i, t in enumerate(tasks) if r.get("task") in t]
-        have.sort()
-        unique = have and (len(have) == 1 or have[0][0] < have[1][0])
-        out.append(have[0][1] if unique else None)
+        have = sorted((len(t), i) for i, (t, _) in enumerate(seen) if r.get("task") in t)
+        if have and (len(have) == 1 or have[0][0] < have[1][0]):
+            out.append(have[0][1])
+            continue
+        fact = _fact(r)
+        knew = [i for _, i in have if fact is not None and fact in seen[i][1]]
+        out.append(knew[0] if len(knew) == 1 else None)
     if all(o is None for o in out):
         return out, None
     return out, "the experts' training data (meta.json)"
