@@ -507,7 +507,7 @@ def test_digest_lines_from_the_tidy_records(
 ) -> None:
     """`--digest`: one line per control and per cell, pooled with its Wilson interval, each seed, the
     between-seed t interval (hand-worked below), retention, and the confounded reason."""
-    from loralab.report.digest import between, digest, pooled, seeds
+    from loralab.report.digest import between, digest, given_both, pooled, seeds
 
     row = {"n": 40, "correct": 5, "accuracy": 5 / 40, "ci_low": wilson(5, 40)[0], "ci_high": wilson(5, 40)[1]}
     assert pooled(row) == "12.5 [5.5, 26.1] n=40" and pooled({"n": 0}) == "- n=0"
@@ -515,6 +515,14 @@ def test_digest_lines_from_the_tidy_records(
     three = {"seed_values": [[0, 0.1], [1, 0.2], [2, 0.3]], "seed_mean": 0.2, "seed_t_halfwidth": 0.2484}
     assert seeds(three) == "0: 10.0 / 1: 20.0 / 2: 30.0" and between(three) == "t [0.0, 44.8]"
     assert between({"seed_values": [[0, 0.5]], "seed_mean": 0.5, "seed_t_halfwidth": 0.0}) == "-"
+    # two-hop given both kept: 1 of the 4 questions whose triplet kept both facts; none kept; not measured
+    assert (
+        given_both({"retained_both_n": 60, "twohop_given_both": 0.25, "twohop_given_both_n": 4})
+        == "25.0 (1 of 4)"
+    )
+    assert (
+        given_both({"retained_both_n": 60, "twohop_given_both_n": 0}) == "- (n=0)" and given_both({}) == "-"
+    )
     folder = seeds_run / "runs" / "report-seeds.test"
     capsys.readouterr()
     assert run_cli(["report", str(folder), "--digest"], monkeypatch) == 0
@@ -525,7 +533,9 @@ def test_digest_lines_from_the_tidy_records(
     assert [r["method"] for r in tidy] == ["uniform", "ties"]
     assert [c.split(" | ")[2] for c in cells] == ["uniform", "ties (density=0.5)"]  # options told apart
     for line, r in zip(cells, tidy, strict=True):
-        assert pooled(r) in line and seeds(r) in line and between(r) in line
+        assert (
+            pooled(r) in line and seeds(r) in line and between(r) in line and f"| {given_both(r)} |" in line
+        )
         assert line.endswith(f"† {r['confounded_reason']} |" if r["confounded"] else " - |")
     assert "| PC1 | ab alone on A→B |" in out
 

@@ -64,6 +64,16 @@ def _kept(row: dict[str, Any]) -> str:
     return "-"
 
 
+def given_both(row: dict[str, Any]) -> str:
+    """Two-hop accuracy on the questions whose triplet keeps both one-hop facts: "% (k of n)", "- (n=0)"
+    when retention was measured and no triplet kept both, "-" when it was not measured."""
+    n = int(row.get("twohop_given_both_n") or 0)
+    if n:
+        k = round(float(row.get("twohop_given_both") or 0.0) * n)
+        return f"{_pct(row.get('twohop_given_both'))} ({k} of {n})"
+    return "- (n=0)" if row.get("retained_both_n") else "-"
+
+
 def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     cell = [str(c).replace("|", "\\|") for c in header]
     lines = ["| " + " | ".join(cell) + " |", "|" + "---|" * len(header)]
@@ -96,7 +106,7 @@ def digest(report: dict[str, Any]) -> str:
     cells = report.get("cells") or []
     varying = [k for k in ("base", "evaluation") if len({_what(r, k) for r in cells}) > 1]
     header = ["point", *varying, "library", "method", "targets", "pooled [95% Wilson]", "seeds"]
-    header += ["between seeds", "kept A→B / B→C", "confounded"]
+    header += ["between seeds", "kept A→B / B→C", "two-hop given both kept", "confounded"]
     body = [
         [
             _point(r),
@@ -108,6 +118,7 @@ def digest(report: dict[str, Any]) -> str:
             seeds(r),
             between(r),
             _kept(r),
+            given_both(r),
             f"† {r['confounded_reason']}" if r.get("confounded") else "-",
         ]
         for r in cells
