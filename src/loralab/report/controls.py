@@ -161,9 +161,9 @@ def _eval_data(record: dict[str, Any]) -> dict[str, Any]:
     return dict((record.get("datasets") or {}).get(ev.get("dataset"), {}))
 
 
-def is_twohop(record: dict[str, Any]) -> bool:
+def asks_composition(record: dict[str, Any]) -> bool:
     """The cell asks a two-hop or setup dataset's A->C questions, or a graph composition (and is not a
-    control)."""
+    control). Read from a stored record; `experiments.spec.is_twohop` asks the same of a spec's evaluation."""
     from loralab.worlds.graph import hops_of
 
     ev = record.get("evaluation") or {}
@@ -276,7 +276,7 @@ def _measures(job: CellJob, row: dict[str, Any] | None) -> list[tuple[str, str, 
 def compute_controls(plan: Plan, stored: dict[str, dict[str, Any]]) -> list[ControlResult]:
     """PC1-PC5 for every context of the run's two-hop cells, in plan order; "not measured" rows where the
     run has no such expert or library."""
-    jobs = [j for j in plan.cells if is_twohop(j.record)]
+    jobs = [j for j in plan.cells if asks_composition(j.record)]
     labels = _context_labels(jobs)
     found: dict[str, dict[tuple[str, str], ControlResult]] = {}
     records: dict[str, dict[str, Any]] = {}
@@ -316,7 +316,7 @@ def mark_confounded(groups: Sequence[Group], results: Sequence[ControlResult]) -
     index = {(r.context_key, r.name, r.subject): r for r in results}
     for g in groups:
         rec = g.record
-        if not is_twohop(rec) or not g.done:
+        if not asks_composition(rec) or not g.done:
             continue
         key = context_key(g.base, rec)
         reasons = []
