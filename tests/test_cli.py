@@ -302,11 +302,24 @@ def test_preset_alias_builds_the_named_base_and_is_one_help_line(
 def test_bad_seeds_are_one_line(
     seeds: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = str(Path(__file__).parent / "specs" / "tiny-grid.yaml")
-    args = ["run", spec, "--scale", "test", "--seeds", seeds, "--workdir", str(tmp_path / "w")]
+    spec = Path(__file__).parent / "specs" / "tiny-grid.yaml"
+    why = f"--seeds {seeds}: expected distinct non-negative integers"
+    _refused_run(spec, ["--seeds", seeds], why, tmp_path, monkeypatch, capsys)
+
+
+def _refused_run(
+    spec: Path,
+    flags: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`loralab run SPEC --scale test FLAGS` exits 2 with one line holding `message` and writes no workdir."""
+    args = ["run", str(spec), "--scale", "test", *flags, "--workdir", str(tmp_path / "w")]
     assert run_cli(args, monkeypatch) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"--seeds {seeds}: expected distinct non-negative integers" in err
+    assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "w").exists()
 
 
@@ -345,12 +358,9 @@ def _grid_spec(tmp_path: Path) -> Path:
 def test_bad_only_is_one_line(
     only: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = _grid_spec(tmp_path)
-    args = ["run", str(spec), "--scale", "test", "--only", only, "--workdir", str(tmp_path / "w")]
-    assert run_cli(args, monkeypatch) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"--only {only}: {why}" in err
-    assert not (tmp_path / "w").exists()
+    _refused_run(
+        _grid_spec(tmp_path), ["--only", only], f"--only {only}: {why}", tmp_path, monkeypatch, capsys
+    )
 
 
 def test_only_keeps_those_grid_values(

@@ -166,12 +166,6 @@ def _training(expert: Expert) -> tuple[set[str], set[tuple[str, str, str]]]:
     return tasks, facts
 
 
-def expert_tasks(expert: Expert) -> set[str]:
-    """The tasks an expert was trained on: the `task` of the rows of the training files its meta.json lists
-    (the file name before the first dot when a file is gone); empty for an adapter loralab did not train."""
-    return _training(expert)[0]
-
-
 def owners(
     rows: Sequence[dict[str, Any]], experts: Sequence[Expert], source: str = "data"
 ) -> tuple[list[int | None], str | None]:
