@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch import nn
 from loralab.combination import combine
 from loralab.combination.arrow import install_arrow
 from loralab.combination.routers import uniform_route
+from loralab.diagnose import VERSION
 from loralab.diagnose.attribution import leave_one_out
 from loralab.diagnose.common import Probe, layer_groups, make_probe, owners
 from loralab.diagnose.geometry import geometry, module_geometry
@@ -539,7 +541,37 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     assert 0 < arrow["routing"]["accuracy"]["all_tokens"] < 1
     assert "skipped" in uniform["routing"] and "summary" in uniform["geometry"]
     assert any("does not compose" in label for label in arrow["verdict"]["labels"])
+    assert arrow["version"] == VERSION
+    # a resumed run redoes, from the stored outputs, the diagnostics that are missing or older than this
+    # loralab (an older file has no version), and evaluates nothing again
+    from loralab.experiments.plan import stale_diagnostics, stored_rows
+
+    folder = plan.workdir / "diagnostics"
+    old = {k: v for k, v in arrow.items() if k != "version"}
+    (folder / by_method["arrow"].key / "diagnostics.json").write_text(
+        json.dumps({**old, "routing": {"skipped": "an older loralab"}})
+    )
+    shutil.rmtree(folder / by_method["uniform"].key)
+    assert {c.method for c in stale_diagnostics(plan, ["routing", "geometry"])} == {"uniform", "arrow"}
+    assert stale_diagnostics(plan, []) == []
+    rows = stored_rows(plan, by_method["arrow"])
+    assert len(rows) == 24 and all("id" in r and "example_id" not in r for r in rows)
+    older = [
+        t.caption for t in build_report(plan.folder).tables if t.title.startswith("Diagnostics per cell")
+    ]
+    assert "1 of these cells were diagnosed by an older loralab" in older[0]
+
+    def evaluate_again(*_: Any) -> None:
+        raise AssertionError("a stored cell was evaluated again")
+
+    monkeypatch.setattr("loralab.experiments.runner.evaluate_job", evaluate_again)
+    again = run(load_spec(spec, "test"), tmp_path / "w", "test", console=Console(quiet=True), probe=False)
+    assert stale_diagnostics(again, ["routing", "geometry"]) == []
+    redone = json.loads((folder / by_method["arrow"].key / "diagnostics.json").read_text())
+    assert redone["routing"] == arrow["routing"] and redone["version"] == VERSION
+    assert (folder / by_method["uniform"].key / "diagnostics.json").is_file()
     report = build_report(plan.folder)
+    assert "older loralab" not in report.markdown()
     titles = [t.title for t in report.tables]
     assert any(t.startswith("Diagnostics per cell") for t in titles)
     assert any(t.startswith("Do the diagnostics predict?") for t in titles)

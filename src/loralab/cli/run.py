@@ -182,7 +182,11 @@ def run_cmd(
         bool, typer.Option(help="store the base's familiarity probe in the run's metadata (cached per base)")
     ] = True,
     diagnostics: Annotated[
-        str, typer.Option(help="per cell: cheap (routing, geometry), full (+ strength, attribution) or none")
+        str,
+        typer.Option(
+            help="per cell: cheap (routing, geometry), full (+ strength, attribution) or none; stored cells "
+            "lacking them, or diagnosed by an older loralab, are diagnosed from their outputs"
+        ),
     ] = "cheap",
     seeds: Annotated[
         str | None,

@@ -15,7 +15,7 @@ from typing import Any
 
 from loralab.artifacts import read_json
 from loralab.combination import get_method
-from loralab.diagnose import CHEAP, DIAGNOSTICS
+from loralab.diagnose import CHEAP, DIAGNOSTICS, VERSION
 from loralab.diagnose.panel import diagnose, write_diagnostics
 from loralab.worlds.jsonl import read_jsonl
 
@@ -50,6 +50,20 @@ def _cell_rows(data: Path, records: Sequence[dict[str, Any]]) -> tuple[list[dict
     return rows, outs
 
 
+def diagnosable(experts: Sequence[Path], method: str) -> bool:
+    """Whether a cell has anything to diagnose: a combination of experts (not the base, not a baseline)."""
+    return bool(experts) and get_method(method).kind != "baseline"
+
+
+def current(folder: Path, parts: Sequence[str]) -> bool:
+    """Whether `folder` holds diagnostics with all of `parts`, measured by this version of loralab."""
+    done = folder / DIAGNOSTICS
+    if not done.is_file():
+        return False
+    found = read_json(done)
+    return set(parts) <= set(found.get("parts", [])) and found.get("version") == VERSION
+
+
 def diagnose_cell(
     folder: Path,
     base: str,
@@ -60,16 +74,16 @@ def diagnose_cell(
     records: Sequence[dict[str, Any]],
     parts: Sequence[str] = CHEAP,
 ) -> Path | None:
-    """Write the cell's diagnostics into `folder` unless they are there with these parts; None when there
-    is nothing to diagnose (the base, a single-expert comparison row, no probes)."""
-    if not parts or not experts or get_method(method).kind == "baseline":
+    """Write the cell's diagnostics into `folder` unless they are there with these parts and this `VERSION`;
+    None when there is nothing to diagnose (the base, a single-expert comparison row, no probes)."""
+    if not parts or not diagnosable(experts, method):
         return None
-    done = folder / DIAGNOSTICS
-    if done.is_file() and set(parts) <= set(read_json(done).get("parts", [])):
+    if current(folder, parts):
         return folder
     rows, outputs = _cell_rows(Path(data), records)
     if not rows:
         return None
     result = diagnose(base, experts, method, options, rows, parts, outputs=outputs, source=str(data))
     result["parts"] = list(parts)
+    result["version"] = VERSION
     return write_diagnostics(result, folder, overwrite=True)

@@ -35,7 +35,7 @@ results store. `loralab.experiments.runner` executes a plan.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -433,6 +433,36 @@ def diagnose_job(
     paths = [p.experts[k].path for k in job.experts]
     folder = p.workdir / "diagnostics" / job.key
     return diagnose_cell(folder, job.base, paths, job.method, job.options, job.data, rows, parts)
+
+
+def stale_diagnostics(p: Plan, parts: Sequence[str]) -> list[CellJob]:
+    """The stored cells of `p` that have something to diagnose but no diagnostics with `parts` measured by
+    this version of `loralab.diagnose` (evaluated with `--diagnostics none`, or diagnosed before a change)."""
+    from loralab.diagnose.cell import current, diagnosable
+
+    if not parts:
+        return []
+    have = stored(p)
+    return [
+        c
+        for c in p.cells
+        if c.key in have
+        and diagnosable([p.experts[k].path for k in c.experts], c.method)
+        and not current(p.workdir / "diagnostics" / c.key, parts)
+    ]
+
+
+def stored_rows(p: Plan, job: CellJob) -> list[dict[str, Any]]:
+    """The example records a stored cell was evaluated on, as the evaluator returned them (`id`, not the
+    store's `example_id`)."""
+    from loralab.experiments.store import connect, examples, stored_keys
+
+    con = connect(p.db, create=False)
+    try:
+        found = examples(con, stored_keys(con)[job.key])
+    finally:
+        con.close()
+    return [{**{k: v for k, v in r.items() if k != "example_id"}, "id": r["example_id"]} for r in found]
 
 
 def evaluate_job(

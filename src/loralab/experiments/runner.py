@@ -40,8 +40,10 @@ from loralab.experiments.plan import (
     evaluate_job,
     load_plan,
     plan,
+    stale_diagnostics,
     store_cell,
     stored,
+    stored_rows,
     train_job,
     what,
 )
@@ -96,8 +98,9 @@ def run(
     """Run (or resume) every missing job of the spec (already resized for `scale`, which names the run
     folder); return the plan (results are in `plan.db`). With
     `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached).
-    `diagnostics`: the parts of `loralab.diagnose` measured per evaluated cell (local executor), kept in
-    WORKDIR/diagnostics/CELL_KEY/."""
+    `diagnostics`: the parts of `loralab.diagnose` measured per evaluated cell (either executor), kept in
+    WORKDIR/diagnostics/CELL_KEY/; then for the stored cells whose diagnostics are missing or older
+    (`rediagnose`)."""
     if executor not in EXECUTORS:
         choices = " or ".join(EXECUTORS)
         raise LoralabError(f"--executor {executor}: choose {choices}{did_you_mean(executor, EXECUTORS)}")
@@ -132,6 +135,7 @@ def run(
         write_json(meta_path, meta)
         console.print(describe(p), highlight=False)
         EXECUTORS[executor].execute(p, Execution(console, address, tuple(diagnostics)))
+        rediagnose(p, console, tuple(diagnostics))
         session["seconds"] = round(time.time() - start, 1)
         session["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ")
         write_json(meta_path, meta)
@@ -184,6 +188,19 @@ def execute_local(p: Plan, console: Console, diagnostics: Sequence[str] = ()) ->
         return f"{what(job)} ({cell_where(job)}): {cell['accuracy']:.3f}"
 
     _stage(console, "cells", [c for c in p.cells if c.key not in have], evaluate_one)
+
+
+def rediagnose(p: Plan, console: Console, parts: Sequence[str]) -> None:
+    """Diagnose, in this process, the cells stored before this session whose diagnostics are missing or were
+    measured by an older `loralab.diagnose` (`stale_diagnostics`), from their stored outputs: nothing is
+    evaluated again."""
+    jobs = stale_diagnostics(p, parts)
+
+    def one(job: CellJob) -> str:
+        done = diagnose_job(p, job, stored_rows(p, job), tuple(parts))
+        return f"diagnosed {what(job)} ({cell_where(job)})" + ("" if done else ": no probes")
+
+    _stage(console, "diagnostics of cells evaluated earlier", jobs, one)
 
 
 @dataclass(frozen=True)

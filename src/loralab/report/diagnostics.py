@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import read_json
-from loralab.diagnose import DIAGNOSTICS
+from loralab.diagnose import DIAGNOSTICS, VERSION
 from loralab.diagnose.validate import spearman_ci
 from loralab.diagnose.verdict import verdict
 from loralab.report.layouts import ReportTable
@@ -55,10 +55,21 @@ def diagnostics_tables(plan: Any, stored: dict[str, dict[str, Any]]) -> list[Rep
         seed = str(job.record.get("seed", "-"))
         rows.append([job.method, job.library, point, seed, labels] + [_num(scores.get(k)) for k, _ in SCORES])
     header = ["method", "library", "point", "seed", "verdict", *(h for _, h in SCORES)]
+    older = sum(
+        read_json(plan.workdir / "diagnostics" / job.key / DIAGNOSTICS).get("version") != VERSION
+        for job, _, _ in found
+    )
+    stale = (
+        f" {older} of these cells were diagnosed by an older loralab: `loralab run` on the spec redoes them "
+        "from the stored outputs."
+        if older
+        else ""
+    )
     per_cell = ReportTable(
         "Diagnostics per cell (loralab diagnose; thresholds in src/loralab/diagnose/verdict.py)",
         "Scores over the cell's probes (at most 16 per task of its evaluation and retention files); `-`: not "
-        "measured (routing needs a router, owner coef. needs labelled probes, dilution needs strength curves).",
+        "measured (routing needs a router, owner coef. needs labelled probes, dilution needs strength curves)."
+        + stale,
         header,
         rows,
         [],
