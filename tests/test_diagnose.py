@@ -469,6 +469,40 @@ def test_cli_diagnose_without_labels_and_bad_input(
     assert not (tmp_path / "m").exists() and not (tmp_path / "v").exists()
 
 
+def test_cli_diagnose_and_audit_never_write_over_their_inputs(
+    lib: Path,
+    twohop_dir: Path,
+    tiny_base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mine = tmp_path / "lib"
+    shutil.copytree(lib, mine)
+    data = shutil.copy(twohop_dir / "ab.test.jsonl", tmp_path / "probes.jsonl")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    diagnose = ["diagnose", "--base", str(tiny_base), "--expert", str(mine), "--method", "uniform"]
+    diagnose += ["--data", str(data), "--probes", "2", "--parts", "geometry", "--overwrite"]
+    audit = ["audit", str(mine), "--base", str(tiny_base), "--per-expert", "2", "--overwrite"]
+    for args, out, needle in (
+        (diagnose, mine, "inside the input"),  # --out is the library itself
+        (diagnose, mine / "X" / "d", "inside the input"),
+        (diagnose, tmp_path, "holds the input"),  # the folder holding the library and the probe file
+        (audit, tmp_path, "holds the input"),
+        (audit, mine / "Y", "inside the input"),
+    ):
+        assert run_cli([*args, "--out", str(out)], monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {needle}" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    # without --base, the base the experts record; these adapters record none: one line, no default build
+    no_base = [a for a in diagnose if a not in ("--base", str(tiny_base))]
+    assert run_cli([*no_base, "--out", str(tmp_path / "nb")], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "--base: needed to run the combination (the experts do not record" in err
+    assert not (tmp_path / "nb").exists()
+
+
 def test_cli_audit(
     lib: Path,
     probes: Path,

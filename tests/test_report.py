@@ -495,6 +495,22 @@ def test_report_flags_fit_the_input(
     assert "not a run folder" in capsys.readouterr().err
     assert run_cli(["report", str(folder), "--out", str(tmp_path / "elsewhere")], monkeypatch) == 0
     assert (tmp_path / "elsewhere" / "report.html").is_file() and not list(tmp_path.glob(".tmp-*"))
+    assert (
+        run_cli(["report", str(folder), "--out", str(tmp_path / "elsewhere")], monkeypatch) == 0
+    )  # a report
+    capsys.readouterr()
+    # a report replaces its folder whole: never the workdir, the run folder, or any folder of other files
+    before = sorted(p.relative_to(seeds_run) for p in seeds_run.rglob("*"))
+    for out, named in (
+        (seeds_run, "datasets"),
+        (folder, "meta.json"),
+        (seeds_run / "runs", "report-seeds.test"),
+    ):
+        assert run_cli(["report", str(folder), "--out", str(out)], monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: holds other files than a report (" in err and named in err
+        assert len(err.strip().splitlines()) == 1
+    assert sorted(p.relative_to(seeds_run) for p in seeds_run.rglob("*")) == before
     assert run_cli(["report", str(db), "--format", "csv"], monkeypatch) == 0  # a database, as before
     capsys.readouterr()
     assert run_cli(["report", str(db), "--digest"], monkeypatch) == 2

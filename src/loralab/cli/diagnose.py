@@ -34,9 +34,12 @@ def _parts(parts: str) -> list[str]:
     return chosen
 
 
-def _out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not overwrite:
-        raise LoralabError(f"--out {out}: already exists (pass --overwrite to replace it)")
+def _out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
+    """Refuse before any work an --out that exists (without --overwrite), or that lies inside or holds one of
+    the `inputs` (replacing it would delete them)."""
+    from loralab.artifacts import check_output
+
+    check_output(out, "--out", inputs, new=not overwrite)
 
 
 def diagnose_cmd(
@@ -47,7 +50,10 @@ def diagnose_cmd(
         typer.Option(help="probe rows (JSONL: prompt, gold; an `expert` label enables routing accuracy)"),
     ],
     out: Annotated[Path, typer.Option(help="output folder (diagnostics.json, diagnostics.html)")],
-    base: Annotated[str, typer.Option(help="base preset or local HF model folder")] = "default",
+    base: Annotated[
+        str | None,
+        typer.Option(help="base preset or local HF model folder (default: the base the experts record)"),
+    ] = None,
     opt: Annotated[list[str] | None, typer.Option(help="method option key=value; repeatable")] = None,
     parts: Annotated[
         str, typer.Option(help="comma-separated: routing, geometry, strength, attribution")
@@ -63,6 +69,7 @@ def diagnose_cmd(
     """
     from loralab.diagnose.audit import library_experts
     from loralab.diagnose.panel import DIAGNOSTICS, PAGE, diagnose, write_diagnostics
+    from loralab.experts.library import base_of
     from loralab.worlds.jsonl import read_jsonl
 
     chosen = _parts(parts)
@@ -70,11 +77,12 @@ def diagnose_cmd(
         raise LoralabError(f"--probes {probes}: must be positive")
     if not 0 < density <= 1:
         raise LoralabError(f"--density {density}: must be in (0, 1]")
-    _out(out, overwrite)
-    rows = read_jsonl(data, required=("prompt", "gold"))[:probes]
     experts = library_experts(expert)
+    _out(out, overwrite, [*expert, data])
+    rows = read_jsonl(data, required=("prompt", "gold"))[:probes]
+    chosen_base = base_of(experts, base, "to run the combination")
     result = diagnose(
-        base, experts, method, _pairs(opt or []), rows, chosen, density=density, source=str(data)
+        chosen_base, experts, method, _pairs(opt or []), rows, chosen, density=density, source=str(data)
     )
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
@@ -87,7 +95,10 @@ def diagnose_cmd(
 def audit_cmd(
     library: Annotated[list[Path], typer.Argument(help="library folder(s) or expert folders")],
     out: Annotated[Path, typer.Option(help="output folder (audit.json, audit.html, reading.txt)")],
-    base: Annotated[str, typer.Option(help="base preset or local HF model folder")] = "default",
+    base: Annotated[
+        str | None,
+        typer.Option(help="base preset or local HF model folder (default: the base the experts record)"),
+    ] = None,
     probe: Annotated[
         Path | None,
         typer.Option(help="JSONL rows {prompt, answer, expert} for adapters loralab did not train"),
@@ -104,14 +115,16 @@ def audit_cmd(
 
     Example: loralab audit loralab-work/library/my-lib --base default --probe probes.jsonl --out audit
     """
-    from loralab.diagnose.audit import audit, write_audit
+    from loralab.diagnose.audit import audit, library_experts, write_audit
+    from loralab.experts.library import base_of
 
     if per_expert < 1:
         raise LoralabError(f"--per-expert {per_expert}: must be positive")
     if probe is not None and not probe.is_file():
         raise LoralabError(f"--probe {probe}: file not found")
-    _out(out, overwrite)
-    result = audit(library, base, probe, method or ["uniform", "arrow"], per_expert)
+    _out(out, overwrite, [*library, *([probe] if probe is not None else [])])
+    chosen_base = base_of(library_experts(library), base, "to run the experts")
+    result = audit(library, chosen_base, probe, method or ["uniform", "arrow"], per_expert)
     print_audit(result)
     console.print(result["reading"], highlight=False, markup=False, soft_wrap=True)
     path = write_audit(result, out, overwrite=overwrite)

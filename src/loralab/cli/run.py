@@ -71,7 +71,7 @@ def report_cmd(
     if path.is_dir():
         if fmt != "table" or run is not None or by_triplet:
             raise LoralabError("--format, --run, --by-triplet: only with a results database, not a folder")
-        from loralab.report.build import build_report, write_report
+        from loralab.report.build import build_report, check_report_folder, write_report
         from loralab.report.paper import paper_rows
 
         models = {str(r.get("model")) for r in paper_rows()}
@@ -80,6 +80,7 @@ def report_cmd(
             raise LoralabError(f"--paper-model {paper_model}: not a model of the paper's tables{hint}")
         if out is not None:
             check_output(out, "--out")
+            check_report_folder(out)
         built = build_report(path, paper_model)
         written = write_report(built, out)
         if digest:

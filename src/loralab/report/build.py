@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import META, atomic_dir, read_json
+from loralab.errors import LoralabError
 from loralab.experiments.schema import TableSpec
 from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
@@ -90,11 +91,32 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     )
 
 
+REPORT_FILES = frozenset({"report.md", "report.csv", "report.json", "report.html", "figures"})
+"""What a report folder holds; a folder with anything else is never replaced by one."""
+
+
+def check_report_folder(out: Path, flag: str = "--out") -> None:
+    """Fail unless `out` is absent, empty, or an earlier report (only `REPORT_FILES`, report.json among them):
+    a report replaces its folder whole, so pointing it at a workdir or a run folder would delete them."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    found = {p.name for p in out.iterdir()}
+    if found and ("report.json" not in found or not found <= REPORT_FILES):
+        other = sorted(found - REPORT_FILES) or ["no report.json"]
+        raise LoralabError(
+            f"{flag} {out}: holds other files than a report ({', '.join(other[:3])}); a report replaces its "
+            "folder whole, so give a new or empty folder"
+        )
+
+
 def write_report(report: RunReport, out: Path | None = None) -> Path:
     """Write report.md, report.csv, report.json, report.html and figures/*.png into `out` (default RUN_FOLDER/report),
-    replacing an older report there only once the new one is complete."""
+    replacing an older report there only once the new one is complete (and never a folder that holds anything
+    else: `check_report_folder`)."""
 
     final = Path(out) if out is not None else report.folder / "report"
+    check_report_folder(final, "--out" if out is not None else "report folder")
     with atomic_dir(final, overwrite=True) as tmp:
         tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared report private
         (tmp / "report.md").write_text(report.markdown())
