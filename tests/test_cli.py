@@ -298,13 +298,24 @@ def test_preset_alias_builds_the_named_base_and_is_one_help_line(
         assert len(lines) == 1 and f"deprecated: the old name of {new}" in lines[0], command
 
 
-@pytest.mark.parametrize("seeds", ["0,0", "a", "1,-2", "", "0,,1"])
+@pytest.mark.parametrize(
+    ("seeds", "why"),
+    [
+        ("a", "expected distinct non-negative integers"),
+        ("1,-2", "expected distinct non-negative integers"),
+        ("", "expected distinct non-negative integers"),
+        ("0,,1", "expected distinct non-negative integers"),
+        ("0,0", "a seed is repeated"),
+        ("0,00", "a seed is repeated"),  # the same number written twice
+        ("4294967296", "seeds must be below 2**32"),
+        ("99999999999999999999", "seeds must be below 2**32"),  # once a traceback from SQLite
+    ],
+)
 def test_bad_seeds_are_one_line(
-    seeds: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    seeds: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = Path(__file__).parent / "specs" / "tiny-grid.yaml"
-    why = f"--seeds {seeds}: expected distinct non-negative integers"
-    _refused_run(spec, ["--seeds", seeds], why, tmp_path, monkeypatch, capsys)
+    _refused_run(spec, ["--seeds", seeds], f"--seeds {seeds}: {why}", tmp_path, monkeypatch, capsys)
 
 
 def _refused_run(

@@ -84,6 +84,12 @@ def test_expansion_count_by_hand(tmp_path: Path) -> None:
             "datasets.rr.twohop.tripletz: unknown key",
         ),
         (("seeds: [0, 1]", "seeds: [0, one]"), 21, "seeds.1:"),
+        (("seeds: [0, 1]", "seeds: [1, 1]"), 21, "seeds: the seeds must be distinct"),
+        (("seeds: [0, 1]", "seeds: [0, -1]"), 21, "seeds.1: Input should be greater than or equal to 0"),
+        (("seeds: [0, 1]", "seeds: [0, true]"), 21, "seeds.1: Input should be a valid integer"),
+        (("seeds: [0, 1]", "seeds: [0, 99999999999999999999]"), 21, "seeds.1: Input should be less than"),
+        (("name: small", "name: ../../escape"), 1, "name: '../../escape' is not a plain name"),
+        (("name: small", "name: a b/c"), 1, "name: 'a b/c' is not a plain name"),
         (("  - name: arrow", "  - name: arow"), 17, "methods.2.name: unknown method 'arow'"),
         (
             ("    options: {density: 0.5}", "    options: {densty: 0.5}"),

@@ -141,11 +141,18 @@ def validate_cmd(
 
 
 def parse_seeds(text: str) -> list[int]:
-    """`--seeds 0,1,2`: distinct non-negative integers, in the order given."""
+    """`--seeds 0,1,2`: distinct non-negative integers below `SEED_LIMIT`, in the order given."""
+    from loralab.experiments.schema import SEED_LIMIT
+
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+    if not all(p.isascii() and p.isdigit() for p in parts):
         raise LoralabError(f"--seeds {text}: expected distinct non-negative integers, e.g. 0,1,2")
-    return [int(p) for p in parts]
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise LoralabError(f"--seeds {text}: a seed is repeated (it would run the same cells twice)")
+    if max(seeds) >= SEED_LIMIT:
+        raise LoralabError(f"--seeds {text}: seeds must be below 2**32 ({SEED_LIMIT})")
+    return seeds
 
 
 def restrict_grid(spec: Any, only: list[str]) -> Any:

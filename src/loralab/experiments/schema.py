@@ -3,10 +3,12 @@ file may hold, key by key, and the cells it expands to."""
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from loralab.experiments.datasets import GraphData, GsmData, SetupData, TwohopData
 from loralab.experts.config import ExpertConfig
@@ -14,6 +16,10 @@ from loralab.gsm.arithmetic import ArithmeticSpec
 from loralab.gsm.evaluate import DecodeConfig
 
 Loc = tuple[str | int, ...]
+
+
+SEED_LIMIT = 2**32
+"""Seeds are below this (numpy's and most generators' range; SQLite stores them as 64-bit integers)."""
 
 
 class _Strict(BaseModel):
@@ -127,7 +133,10 @@ class TableSpec(_Strict):
 class ExperimentSpec(_Strict):
     """What an experiment compares; `expand` turns it into cells."""
 
-    name: str = Field(description="the experiment's name (results are stored under it)")
+    name: str = Field(
+        description="the experiment's name (results are stored under it, and it names the run folder "
+        "WORKDIR/runs/NAME.SCALE): letters, digits and . _ -, not starting with . _ or -",
+    )
     description: str = ""
     bases: list[BaseEntry] = Field(
         min_length=1,
@@ -163,7 +172,9 @@ class ExperimentSpec(_Strict):
 
     methods: list[MethodRef] = Field(min_length=1)
     evaluations: list[Evaluation] = Field(min_length=1)
-    seeds: list[int] = Field([0], min_length=1)
+    seeds: list[Annotated[StrictInt, Field(ge=0, lt=SEED_LIMIT)]] = Field(
+        [0], min_length=1, description="distinct non-negative integers below 2**32"
+    )
     grid: dict[str, list[Any]] = Field(
         default_factory=dict, description="dotted path -> values; cells repeat per point of their product"
     )
@@ -173,6 +184,23 @@ class ExperimentSpec(_Strict):
     tables: list[TableSpec] = Field(
         default_factory=list, description="report tables (none: the experiment's layout, `report.layouts`)"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+            raise ValueError(
+                f"{name!r} is not a plain name: letters, digits and . _ - (at most 100, not starting with "
+                ". _ or -), because it names the run folder"
+            )
+        return name
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("the seeds must be distinct (a repeated seed would run the same cells twice)")
+        return seeds
 
 
 @dataclass(frozen=True)

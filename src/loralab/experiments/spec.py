@@ -275,7 +275,9 @@ def _pydantic_errors(exc: ValidationError) -> list[_Invalid]:
     out = []
     for err in exc.errors():
         message = {"extra_forbidden": "unknown key", "missing": "missing required key"}.get(err["type"])
-        out.append(_Invalid(tuple(err["loc"]), message or err["msg"]))
+        # a validator's own sentence, without pydantic's "Value error, " in front of it
+        said = err["msg"].removeprefix("Value error, ") if err["type"] == "value_error" else err["msg"]
+        out.append(_Invalid(tuple(err["loc"]), message or said))
     return out
 
 
