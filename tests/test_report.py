@@ -653,3 +653,39 @@ def test_wall_time_adds_up_the_experts_training_times(bridge_report: tuple[Path,
         f"; its 2 experts trained in {sum(times):.0f} s in all "
         f"({min(times):.0f}-{max(times):.0f} s each, whichever session trained them)"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "said"),
+    [
+        ("plan.json", lambda plan: {k: v for k, v in plan.items() if k != "run"}, "not a plan written by"),
+        ("plan.json", lambda plan: {**plan, "run": {}}, "not a plan written by"),
+        (
+            "plan.json",
+            lambda plan: {**plan, "cells": [{**plan["cells"][0], "record": []}]},
+            "not a plan written by",
+        ),
+        ("plan.json", lambda plan: [plan], "not a JSON object"),
+        ("meta.json", lambda meta: [1], "not a JSON object"),
+        ("meta.json", lambda meta: "", "not valid JSON"),
+    ],
+)
+def test_a_damaged_run_folder_is_one_line(
+    name: str,
+    damage: Any,
+    said: str,
+    seeds_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`status` and `report` on a run whose plan.json or meta.json was damaged: one line naming the file."""
+    folder = tmp_path / "w" / "runs" / "report-seeds.test"
+    shutil.copytree(seeds_run / "runs" / "report-seeds.test", folder)
+    damaged = damage(json.loads((folder / name).read_text()))
+    (folder / name).write_text(damaged if isinstance(damaged, str) else json.dumps(damaged))
+    for command in (["status", str(folder)], ["report", str(folder), "--out", str(tmp_path / "r")]):
+        assert run_cli(command, monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert f"{folder / name}: {said}" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()

@@ -84,6 +84,15 @@ def read_json(path: Path) -> Any:
         raise LoralabError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """`read_json` of a file that must hold a JSON object (a run's plan.json, meta.json): anything else is a
+    `LoralabError` naming the file."""
+    found = read_json(path)
+    if not isinstance(found, dict):
+        raise LoralabError(f"{path}: not a JSON object (damaged? it is written by loralab)")
+    return found
+
+
 def check_output(
     path: Path, flag: str, inputs: Sequence[Path] = (), new: bool = False, file: bool = False
 ) -> None:

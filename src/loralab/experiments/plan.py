@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from loralab.artifacts import META, atomic_dir, config_hash, read_json, write_json
+from loralab.artifacts import META, atomic_dir, config_hash, read_json, read_json_object, write_json
 from loralab.errors import LoralabError
 from loralab.evaluation.evaluators import EVALUATORS
 from loralab.experiments.datasets import DATASETS
@@ -539,8 +539,10 @@ def load_plan(folder: Path) -> Plan:
     path = folder / "plan.json"
     if not path.is_file():
         raise LoralabError(f"{folder}: not a run folder (no plan.json; runs live in WORKDIR/runs/NAME)")
-    raw = read_json(path)
+    raw = read_json_object(path)
     workdir = folder.resolve().parent.parent
+    if not isinstance(raw.get("run"), str) or not raw["run"]:
+        raise LoralabError(f"{path}: not a plan written by this loralab (no run name)")
     try:
         datasets = {
             d["key"]: DatasetJob(d["key"], d["label"], d["spec"], Path(d["path"])) for d in raw["datasets"]
@@ -575,6 +577,8 @@ def load_plan(folder: Path) -> Plan:
             )
             for c in raw["cells"]
         ]
-    except (KeyError, TypeError) as exc:
+        if not all(isinstance(c.record, dict) and isinstance(c.options, dict) for c in cells):
+            raise TypeError("a cell's record or options is not an object")
+        return Plan(raw["run"], workdir, datasets, experts, cells, dict(raw.get("bases", {})))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LoralabError(f"{path}: not a plan written by this loralab ({exc})") from None
-    return Plan(raw["run"], workdir, datasets, experts, cells, dict(raw.get("bases", {})))

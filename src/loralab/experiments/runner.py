@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +29,7 @@ from typing import Any
 
 from rich.console import Console
 
-from loralab.artifacts import META, provenance, read_json, write_json
+from loralab.artifacts import META, provenance, read_json_object, write_json
 from loralab.errors import LoralabError, did_you_mean
 from loralab.experiments.plan import (
     CellJob,
@@ -121,7 +120,11 @@ def run(
         write_json(p.folder / "spec.json", spec.model_dump())
         write_json(p.folder / "plan.json", p.to_json())
         meta_path = p.folder / META
-        meta = read_json(meta_path) if meta_path.is_file() else {"sessions": []}
+        meta = read_json_object(meta_path) if meta_path.is_file() else {"sessions": []}
+        if not isinstance(meta.get("sessions"), list):
+            raise LoralabError(
+                f"{meta_path}: not a run's metadata (no sessions list); delete it to rerun (results are kept)"
+            )
         session: dict[str, Any] = {
             "scale": scale,
             "executor": executor,
@@ -244,7 +247,7 @@ def status(folder: Path) -> dict[str, Any]:
     have = stored(p)
     partial = sorted(t.name for kind in ("datasets", "experts") for t in (p.workdir / kind).glob(".tmp-*"))
     meta_path = p.folder / META
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_json_object(meta_path) if meta_path.is_file() else {}
     return {
         "run": p.run,
         "datasets": [(d.label, d.done()) for d in p.datasets.values()],

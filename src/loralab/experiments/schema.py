@@ -4,7 +4,6 @@ file may hold, key by key, and the cells it expands to."""
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 

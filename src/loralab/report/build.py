@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loralab.artifacts import META, atomic_dir, read_json
+from loralab.artifacts import META, atomic_dir, read_json, read_json_object
 from loralab.errors import LoralabError
 from loralab.experiments.schema import TableSpec
 from loralab.report import controls as pc
@@ -48,7 +48,7 @@ def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
 
     plan = load_plan(folder)
     meta_path = Path(folder) / META
-    meta: dict[str, Any] = read_json(meta_path) if meta_path.is_file() else {}
+    meta: dict[str, Any] = read_json_object(meta_path) if meta_path.is_file() else {}
     keys = list(dict.fromkeys(c.key for c in plan.cells))
     stored = stored_cells(plan, keys)
     groups = pool(plan, stored)
