@@ -312,6 +312,27 @@ def _unwritable() -> Path | None:
     return None
 
 
+def test_a_bad_device_is_one_line(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    eval_ = [
+        "eval",
+        "--data",
+        str(world.data),
+        "--expert",
+        str(world.expert),
+        "--workdir",
+        str(world.tmp / "w"),
+    ]
+    cases = [("tpu", "--device tpu: choose cpu, cuda or cuda:N"), ("cuda:x", "--device cuda:x: choose cpu")]
+    if not torch.cuda.is_available():
+        cases.append(("cuda", "--device cuda: no CUDA device on this machine"))
+    for device, needle in cases:
+        _expect_one_error([*eval_, "--device", device], needle, world, monkeypatch, capsys)
+
+
 def test_bad_output_paths_are_refused_up_front(
     world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,10 +11,23 @@ from loralab.errors import LoralabError, did_you_mean
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """`device` if given, else CUDA when present, else CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """`device` if given (cpu, cuda or cuda:N, one that this machine has), else CUDA when present, else CPU.
+    Anything else is one line naming `--device`."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        chosen = None
+    if chosen is None or chosen.type not in ("cpu", "cuda"):
+        raise LoralabError(f"--device {device}: choose cpu, cuda or cuda:N")
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise LoralabError(f"--device {device}: no CUDA device on this machine (use cpu)")
+        if chosen.index is not None and chosen.index >= count:
+            raise LoralabError(f"--device {device}: this machine has {count} CUDA device(s), 0 to {count - 1}")
+    return chosen
 
 
 def base_names() -> tuple[str, ...]:
@@ -97,9 +110,9 @@ def load_base(
 
     if isinstance(base, tuple):
         return base
+    dev = pick_device(device)  # before a base preset is built on first use
     path = resolve_base(base)
     check_causal_lm(path)
-    dev = pick_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     try:
