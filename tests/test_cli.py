@@ -117,6 +117,11 @@ def test_cli_end_to_end(
     [
         (["eval", "--base", "test", "--data", "{bad}", "--max-new-tokens", "2"], "bad.jsonl:2: not JSONL"),
         (["eval", "--base", "test", "--data", "{nofield}"], "nofield.jsonl:1: missing string field(s) gold"),
+        (["eval", "--base", "test", "--data", "{blank}"], "blank.jsonl:2: empty field(s) prompt"),
+        (
+            ["eval", "--base", "test", "--data", "{format}"],
+            "format.jsonl: example 2 (id q2): format 'bogus': choose cot or direct",
+        ),
         (["eval", "--base", "test", "--data", "{good}", "--opt", "top_k"], "--opt top_k: expected key=value"),
         (["eval", "--base", "{tmp}", "--data", "{good}"], "no config.json"),
         (
@@ -166,7 +171,12 @@ def test_bad_input_gets_one_line_and_exit_2(
     (tmp_path / "bad.jsonl").write_text('{"prompt": "a", "gold": "b"}\n{oops\n')
     (tmp_path / "nofield.jsonl").write_text('{"prompt": "a"}\n')
     (tmp_path / "good.jsonl").write_text('{"prompt": "a", "gold": "b", "answer": "b."}\n')
+    (tmp_path / "blank.jsonl").write_text('{"prompt": "a", "gold": "b"}\n{"prompt": " ", "gold": "b"}\n')
+    two = '{"prompt": "a", "gold": "b"}\n{"prompt": "a", "gold": "b", "format": "bogus", "id": "q2"}\n'
+    (tmp_path / "format.jsonl").write_text(two)
     files = {
+        "blank": tmp_path / "blank.jsonl",
+        "format": tmp_path / "format.jsonl",
         "bad": tmp_path / "bad.jsonl",
         "nofield": tmp_path / "nofield.jsonl",
         "good": tmp_path / "good.jsonl",

@@ -67,7 +67,7 @@ def combine_cmd(
 
 
 def eval_cmd(
-    data: Annotated[Path, typer.Option(help="JSONL file with prompt, gold and format (cot or direct)")],
+    data: Annotated[Path, typer.Option(help="JSONL file with prompt, gold and format (cot or direct; none: direct)")],
     base: Annotated[
         str | None,
         typer.Option(help="base preset, imported base or model folder (default: the one the experts record)"),
@@ -103,7 +103,10 @@ def eval_cmd(
     positive("--max-new-tokens", max_new_tokens)
     positive("--batch-size", batch_size)
     check_output(workdir, "--workdir")
-    read_jsonl(data, required=("prompt", "gold"))
+    for i, row in enumerate(read_jsonl(data, required=("prompt", "gold")), 1):
+        if row.get("format", "direct") not in ("cot", "direct"):
+            named = f" (id {row['id']})" if "id" in row else ""
+            raise LoralabError(f"{data}: example {i}{named}: format {row['format']!r}: choose cot or direct")
     for e in experts:
         load_expert(e, check_finite=check_finite)
     chosen = base_of(experts, base, "to know which model to evaluate")

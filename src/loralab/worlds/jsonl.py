@@ -17,7 +17,8 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: Path | str, required: Sequence[str] = ("prompt", "answer")) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a bad line or a missing field is a `LoralabError` naming file and line."""
+    """Rows of a JSONL file; a bad line, or a `required` field missing, not a string or blank, is a
+    `LoralabError` naming file and line."""
     path = Path(path)
     if not path.is_file():
         raise LoralabError(f"{path}: dataset file not found")
@@ -39,6 +40,9 @@ def read_jsonl(path: Path | str, required: Sequence[str] = ("prompt", "answer"))
         missing = [k for k in required if not isinstance(row.get(k), str)]
         if missing:
             raise LoralabError(f"{path}:{lineno}: missing string field(s) {', '.join(missing)}")
+        empty = [k for k in required if not row[k].strip()]
+        if empty:
+            raise LoralabError(f"{path}:{lineno}: empty field(s) {', '.join(empty)}")
         rows.append(row)
     if not rows:
         raise LoralabError(f"{path}: no examples")
