@@ -384,6 +384,14 @@ def test_bad_only_is_one_line(
     )
 
 
+def test_an_only_axis_given_twice_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--only", "datasets.rr.variant=RR", "--only", "datasets.rr.variant=HH"]
+    why = "--only datasets.rr.variant=HH: datasets.rr.variant is given twice; list its values once"
+    _refused_run(_grid_spec(tmp_path), flags, why, tmp_path, monkeypatch, capsys)
+
+
 def test_only_keeps_those_grid_values(
     tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

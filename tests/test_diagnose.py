@@ -623,6 +623,18 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     assert f"({len(diagnosed)} cells shared between the runs counted once)" in capsys.readouterr().out
     assert {c["run"] for c in pooled["cells"]} == {plan.run}
     assert run_cli(["predict", str(tmp_path)], monkeypatch) == 2
+    capsys.readouterr()
+    assert run_cli(["predict", str(plan.folder), "--json", str(tmp_path / "w")], monkeypatch) == 2
+    assert f"--json {tmp_path / 'w'}: already exists" in capsys.readouterr().err
+    gone = tmp_path / "a-file" / "p.json"
+    (tmp_path / "a-file").write_text("x")
+    assert run_cli(["predict", str(plan.folder), "--json", str(gone)], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"--json {gone}: {tmp_path / 'a-file'} is a file, not a folder" in err and ".tmp" not in err
+    aside = plan.db.rename(tmp_path / "aside.sqlite")  # diagnosed cells without their results
+    assert run_cli(["predict", str(plan.folder)], monkeypatch) == 2
+    assert "no stored results for the diagnosed cells" in capsys.readouterr().err
+    aside.rename(plan.db)
 
 
 def test_prediction_pools_scores_against_each_target() -> None:

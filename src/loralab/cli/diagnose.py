@@ -145,7 +145,7 @@ def predict_cmd(
 
     Example: loralab predict loralab-work/runs/controls.default loralab-work/runs/controls-cpu-real
     """
-    from loralab.artifacts import write_json
+    from loralab.artifacts import check_output, write_json
     from loralab.report.diagnostics import pooled_prediction
 
     for run in runs:
@@ -153,9 +153,15 @@ def predict_cmd(
             raise LoralabError(f"{run}: not a run folder (no plan.json; runs live in WORKDIR/runs/NAME)")
     if json_out is not None and json_out.exists():
         raise LoralabError(f"--json {json_out}: already exists")
+    if json_out is not None:
+        check_output(json_out, "--json", file=True)  # a folder there, a parent that cannot be written
     table, records = pooled_prediction(runs)
     if not records:
         raise LoralabError(f"{', '.join(map(str, runs))}: no diagnosed cells (run with --diagnostics cheap)")
+    if all(v is None for r in records for v in r["measured"].values()):
+        raise LoralabError(
+            f"{', '.join(map(str, runs))}: no stored results for the diagnosed cells (is results.sqlite there?)"
+        )
     console.print(table.markdown(), highlight=False, markup=False, soft_wrap=True)
     if json_out is not None:
         payload = {"title": table.title, "header": table.header, "rows": table.body, "cells": records}

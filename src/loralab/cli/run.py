@@ -158,8 +158,12 @@ def parse_seeds(text: str) -> list[int]:
 def restrict_grid(spec: Any, only: list[str]) -> Any:
     """`--only AXIS=V1,V2`: keep those values of one of the spec's grid axes (repeatable, one axis each)."""
     grid = dict(spec.grid)
+    seen: set[str] = set()
     for item in only:
         axis, sep, values = item.partition("=")
+        if axis in seen:
+            raise LoralabError(f"--only {item}: {axis} is given twice; list its values once, e.g. {axis}=A,B")
+        seen.add(axis)
         wanted = [v.strip() for v in values.split(",")]
         if not sep or not all(wanted):
             raise LoralabError(
