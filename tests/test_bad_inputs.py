@@ -326,7 +326,10 @@ def test_a_bad_device_is_one_line(
         "--workdir",
         str(world.tmp / "w"),
     ]
-    cases = [("tpu", "--device tpu: choose cpu, cuda or cuda:N"), ("cuda:x", "--device cuda:x: choose cpu")]
+    cases = [
+        ("tpu", "--device tpu: choose cpu, cuda, cuda:N or mps"),
+        ("cuda:x", "--device cuda:x: choose cpu"),
+    ]
     if not torch.cuda.is_available():
         cases.append(("cuda", "--device cuda: no CUDA device on this machine"))
     for device, needle in cases:

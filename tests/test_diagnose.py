@@ -479,6 +479,9 @@ def test_cli_diagnose_and_audit_never_write_over_their_inputs(
 ) -> None:
     mine = tmp_path / "lib"
     shutil.copytree(lib, mine)
+    other = tmp_path / "other"  # a folder of the user's own: --overwrite must not replace it whole
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
     data = shutil.copy(twohop_dir / "ab.test.jsonl", tmp_path / "probes.jsonl")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     diagnose = ["diagnose", "--base", str(tiny_base), "--expert", str(mine), "--method", "uniform"]
@@ -490,6 +493,9 @@ def test_cli_diagnose_and_audit_never_write_over_their_inputs(
         (diagnose, tmp_path, "holds the input"),  # the folder holding the library and the probe file
         (audit, tmp_path, "holds the input"),
         (audit, mine / "Y", "inside the input"),
+        (diagnose, tiny_base, "inside the input"),  # the --base model folder
+        (diagnose, other, "holds other files than a diagnosis (notes.txt)"),
+        (audit, other, "holds other files than an audit (notes.txt)"),
     ):
         assert run_cli([*args, "--out", str(out)], monkeypatch) == 2
         err = capsys.readouterr().err
@@ -501,6 +507,31 @@ def test_cli_diagnose_and_audit_never_write_over_their_inputs(
     err = capsys.readouterr().err
     assert "--base: needed to run the combination (the experts do not record" in err
     assert not (tmp_path / "nb").exists()
+
+
+def test_a_cell_without_probes_is_noted_once(lib: Path, tiny_base: Path, tmp_path: Path) -> None:
+    from loralab.diagnose.cell import NOTHING, current, diagnose_cell
+
+    folder = tmp_path / "diag"
+    experts = [lib / "X", lib / "Y"]
+    # no stored outputs match the file's rows: nothing to probe, noted so that later runs do not retry
+    got = diagnose_cell(
+        folder, str(tiny_base), experts, "uniform", {}, tmp_path / "none.jsonl", [], ["geometry"]
+    )
+    assert got is None and current(folder, ["geometry"]) and not current(folder, ["geometry", "routing"])
+    assert json.loads((folder / NOTHING).read_text()) == {
+        "version": VERSION,
+        "parts": ["geometry"],
+        "why": "no probes",
+    }
+    # an older loralab's diagnosis (no version) or a damaged file is not current: measured again
+    (folder / NOTHING).unlink()
+    (folder / "diagnostics.json").write_text(json.dumps({"parts": ["geometry"]}))
+    assert not current(folder, ["geometry"])
+    (folder / "diagnostics.json").write_text("[1]")
+    assert not current(folder, ["geometry"])
+    (folder / "diagnostics.json").write_text("{")
+    assert not current(folder, ["geometry"])
 
 
 def test_cli_audit(

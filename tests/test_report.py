@@ -511,6 +511,11 @@ def test_report_flags_fit_the_input(
         assert f"--out {out}: holds other files than a report (" in err and named in err
         assert len(err.strip().splitlines()) == 1
     assert sorted(p.relative_to(seeds_run) for p in seeds_run.rglob("*")) == before
+    older = tmp_path / "older"  # a report of an older loralab, before report.json existed: replaced
+    (older / "figures").mkdir(parents=True)
+    (older / "report.md").write_text("old")
+    assert run_cli(["report", str(folder), "--out", str(older)], monkeypatch) == 0
+    assert (older / "report.json").is_file() and (older / "report.md").read_text() != "old"
     assert run_cli(["report", str(db), "--format", "csv"], monkeypatch) == 0  # a database, as before
     capsys.readouterr()
     assert run_cli(["report", str(db), "--digest"], monkeypatch) == 2

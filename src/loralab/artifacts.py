@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,20 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(found, dict):
         raise LoralabError(f"{path}: not a JSON object (damaged? it is written by loralab)")
     return found
+
+
+def check_replaceable(out: Path, flag: str, outputs: Collection[str], what: str) -> None:
+    """Fail unless folder `out` is absent, empty, or holds only `outputs` (an earlier `what`): such a folder
+    is replaced whole, so pointing it at a workdir, a library or a model would delete them."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    other = sorted({p.name for p in out.iterdir()} - set(outputs))
+    if other:
+        raise LoralabError(
+            f"{flag} {out}: holds other files than {what} ({', '.join(other[:3])}); it would be replaced "
+            "whole, so give a new or empty folder"
+        )
 
 
 def check_output(

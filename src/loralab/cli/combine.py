@@ -67,7 +67,9 @@ def combine_cmd(
 
 
 def eval_cmd(
-    data: Annotated[Path, typer.Option(help="JSONL file with prompt, gold and format (cot or direct; none: direct)")],
+    data: Annotated[
+        Path, typer.Option(help="JSONL file with prompt, gold and format (cot or direct; none: direct)")
+    ],
     base: Annotated[
         str | None,
         typer.Option(help="base preset, imported base or model folder (default: the one the experts record)"),
@@ -80,7 +82,9 @@ def eval_cmd(
     library: Annotated[str | None, typer.Option(help="label of the expert set in the table")] = None,
     max_new_tokens: int = 128,
     batch_size: int = 64,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda if present)")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:N or mps (default: cuda if present)")
+    ] = None,
     check_finite: Annotated[bool, typer.Option(help="refuse adapters holding NaN or Inf")] = True,
     workdir: Workdir = Path("loralab-work"),
 ) -> None:

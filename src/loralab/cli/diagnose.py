@@ -34,12 +34,17 @@ def _parts(parts: str) -> list[str]:
     return chosen
 
 
-def _out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
-    """Refuse before any work an --out that exists (without --overwrite), or that lies inside or holds one of
-    the `inputs` (replacing it would delete them)."""
-    from loralab.artifacts import check_output
+def _out(
+    out: Path, overwrite: bool, inputs: list[Path], base: str | None, outputs: tuple[str, ...], what: str
+) -> None:
+    """Refuse before any work an --out that exists (without --overwrite), that lies inside or holds one of
+    the `inputs` or the `base` folder, or (with --overwrite) that holds anything but an earlier `what`'s
+    `outputs`: replacing it would delete them."""
+    from loralab.artifacts import check_output, check_replaceable
 
-    check_output(out, "--out", inputs, new=not overwrite)
+    folders = [Path(base)] if base and Path(base).is_dir() else []
+    check_output(out, "--out", [*inputs, *folders], new=not overwrite)
+    check_replaceable(out, "--out", outputs, what)
 
 
 def diagnose_cmd(
@@ -68,7 +73,7 @@ def diagnose_cmd(
     Example: loralab diagnose --expert lib/A-B --expert lib/B-C --method arrow --data DS/ab.test.jsonl --out d
     """
     from loralab.diagnose.audit import library_experts
-    from loralab.diagnose.panel import DIAGNOSTICS, PAGE, diagnose, write_diagnostics
+    from loralab.diagnose.panel import DIAGNOSTICS, OUTPUTS, PAGE, diagnose, write_diagnostics
     from loralab.experts.library import base_of
     from loralab.worlds.jsonl import read_jsonl
 
@@ -78,7 +83,7 @@ def diagnose_cmd(
     if not 0 < density <= 1:
         raise LoralabError(f"--density {density}: must be in (0, 1]")
     experts = library_experts(expert)
-    _out(out, overwrite, [*expert, data])
+    _out(out, overwrite, [*expert, data], base, OUTPUTS, "a diagnosis")
     rows = read_jsonl(data, required=("prompt", "gold"))[:probes]
     chosen_base = base_of(experts, base, "to run the combination")
     result = diagnose(
@@ -115,14 +120,14 @@ def audit_cmd(
 
     Example: loralab audit loralab-work/library/my-lib --base default --probe probes.jsonl --out audit
     """
-    from loralab.diagnose.audit import audit, library_experts, write_audit
+    from loralab.diagnose.audit import OUTPUTS, audit, library_experts, write_audit
     from loralab.experts.library import base_of
 
     if per_expert < 1:
         raise LoralabError(f"--per-expert {per_expert}: must be positive")
     if probe is not None and not probe.is_file():
         raise LoralabError(f"--probe {probe}: file not found")
-    _out(out, overwrite, [*library, *([probe] if probe is not None else [])])
+    _out(out, overwrite, [*library, *([probe] if probe is not None else [])], base, OUTPUTS, "an audit")
     chosen_base = base_of(library_experts(library), base, "to run the experts")
     result = audit(library, chosen_base, probe, method or ["uniform", "arrow"], per_expert)
     print_audit(result)

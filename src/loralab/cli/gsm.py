@@ -86,7 +86,9 @@ def eval_cmd(
     max_rounds: Annotated[int, typer.Option(help="TIR: code blocks run per answer, at most")] = 2,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N questions")] = None,
     batch_size: Annotated[int, typer.Option(help="questions generated together")] = 32,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if present)")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:N or mps (default: cuda if present)")
+    ] = None,
 ) -> None:
     """Score a model (the base, or experts combined by a method) on a GSM file with a prompt style; store the
     cell and every example with its error analysis in the results database, and print the summary.

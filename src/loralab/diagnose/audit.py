@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from loralab.artifacts import atomic_dir, provenance, write_json
+from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_json
 from loralab.combination import combine, get_method
 from loralab.diagnose.common import make_probe
 from loralab.diagnose.geometry import geometry
@@ -36,6 +36,8 @@ from loralab.models.load import load_base
 from loralab.worlds.jsonl import read_jsonl
 
 AUDIT = "audit.json"
+OUTPUTS = (AUDIT, "audit.html", "reading.txt")
+"""What an audit folder holds."""
 
 
 def library_experts(paths: Sequence[Path]) -> list[Path]:
@@ -367,8 +369,10 @@ def render_audit(result: dict[str, Any]) -> str:
 
 
 def write_audit(result: dict[str, Any], out: Path | str, overwrite: bool = False) -> Path:
-    """audit.json, audit.html and reading.txt into folder `out` (written whole, then renamed)."""
+    """audit.json, audit.html and reading.txt into folder `out` (written whole, then renamed; an existing `out`
+    is replaced only with `overwrite` and only if it holds nothing else)."""
     out = Path(out)
+    check_replaceable(out, "--out", OUTPUTS, "an audit")
     with atomic_dir(out, overwrite=overwrite) as tmp:
         tmp.chmod(0o755)
         write_json(tmp / AUDIT, {**result, "provenance": provenance()})

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loralab.artifacts import read_json
+from loralab.artifacts import read_json, write_json
 from loralab.combination import get_method
 from loralab.diagnose import CHEAP, DIAGNOSTICS, VERSION
-from loralab.diagnose.panel import diagnose, write_diagnostics
+from loralab.diagnose.panel import OUTPUTS, diagnose, write_diagnostics
+from loralab.errors import LoralabError
 from loralab.worlds.jsonl import read_jsonl
 
 PER_TASK = 16
@@ -55,13 +56,23 @@ def diagnosable(experts: Sequence[Path], method: str) -> bool:
     return bool(experts) and get_method(method).kind != "baseline"
 
 
+NOTHING = "nothing-to-diagnose.json"
+"""Written instead of diagnostics when a cell has no probes, so that no later run tries again."""
+
+
 def current(folder: Path, parts: Sequence[str]) -> bool:
-    """Whether `folder` holds diagnostics with all of `parts`, measured by this version of loralab."""
-    done = folder / DIAGNOSTICS
-    if not done.is_file():
-        return False
-    found = read_json(done)
-    return set(parts) <= set(found.get("parts", [])) and found.get("version") == VERSION
+    """Whether `folder` holds diagnostics with all of `parts` (or the note that the cell has no probes),
+    measured by this version of loralab. A damaged file is not current: it is measured again."""
+    for name in (DIAGNOSTICS, NOTHING):
+        if not (folder / name).is_file():
+            continue
+        try:
+            found = read_json(folder / name)
+        except LoralabError:
+            return False
+        if isinstance(found, dict) and found.get("version") == VERSION:
+            return set(parts) <= set(found.get("parts") or [])
+    return False
 
 
 def diagnose_cell(
@@ -82,7 +93,12 @@ def diagnose_cell(
         return folder
     rows, outputs = _cell_rows(Path(data), records)
     if not rows:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in OUTPUTS:  # an older diagnosis of the cell, measured on probes it no longer has
+            (folder / stale).unlink(missing_ok=True)
+        write_json(folder / NOTHING, {"version": VERSION, "parts": list(parts), "why": "no probes"})
         return None
+    (folder / NOTHING).unlink(missing_ok=True)  # a folder holds a diagnosis or this note, not both
     result = diagnose(base, experts, method, options, rows, parts, outputs=outputs, source=str(data))
     result["parts"] = list(parts)
     result["version"] = VERSION

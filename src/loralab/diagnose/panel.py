@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loralab.artifacts import atomic_dir, provenance, write_json
+from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_json
 from loralab.combination import get_method
 from loralab.combination.registry import coerce_options
 from loralab.diagnose import DIAGNOSTICS, PARTS
@@ -24,6 +24,8 @@ from loralab.experts.library import Expert, check_compatible, load_expert
 from loralab.models.load import load_base
 
 PAGE = "diagnostics.html"
+OUTPUTS = (DIAGNOSTICS, PAGE)
+"""What a diagnosis folder holds."""
 
 
 def _probe_summary(
@@ -159,8 +161,10 @@ def _strength(
 
 
 def write_diagnostics(result: dict[str, Any], out: Path | str, overwrite: bool = False) -> Path:
-    """diagnostics.json and diagnostics.html into folder `out` (written whole, then renamed)."""
+    """diagnostics.json and diagnostics.html into folder `out` (written whole, then renamed; an existing `out`
+    is replaced only with `overwrite` and only if it holds nothing else)."""
     out = Path(out)
+    check_replaceable(out, "--out", OUTPUTS, "a diagnosis")
     with atomic_dir(out, overwrite=overwrite) as tmp:
         tmp.chmod(0o755)
         write_json(tmp / DIAGNOSTICS, {**result, "provenance": provenance()})

@@ -134,7 +134,7 @@ class ExperimentSpec(_Strict):
 
     name: str = Field(
         description="the experiment's name (results are stored under it, and it names the run folder "
-        "WORKDIR/runs/NAME.SCALE): letters, digits and . _ -, not starting with . _ or -",
+        "WORKDIR/runs/NAME.SCALE): letters, digits, _ and -, not starting with _ or -",
     )
     description: str = ""
     bases: list[BaseEntry] = Field(
@@ -187,10 +187,10 @@ class ExperimentSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, name: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
             raise ValueError(
-                f"{name!r} is not a plain name: letters, digits and . _ - (at most 100, not starting with "
-                ". _ or -), because it names the run folder"
+                f"{name!r} is not a plain name: letters, digits, _ and - (at most 100, not starting with "
+                "_ or -), because it names the run folder WORKDIR/runs/NAME.SCALE"
             )
         return name
 

@@ -11,7 +11,7 @@ from loralab.errors import LoralabError, did_you_mean
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """`device` if given (cpu, cuda or cuda:N, one that this machine has), else CUDA when present, else CPU.
+    """`device` if given (cpu, cuda, cuda:N or mps, one that this machine has), else CUDA when present, else CPU.
     Anything else is one line naming `--device`."""
     if not device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -19,14 +19,20 @@ def pick_device(device: str | None = None) -> torch.device:
         chosen = torch.device(device)
     except (RuntimeError, ValueError):
         chosen = None
+    if chosen is not None and chosen.type == "mps":  # Apple silicon
+        if not torch.backends.mps.is_available():
+            raise LoralabError(f"--device {device}: no MPS device on this machine (use cpu)")
+        return chosen
     if chosen is None or chosen.type not in ("cpu", "cuda"):
-        raise LoralabError(f"--device {device}: choose cpu, cuda or cuda:N")
+        raise LoralabError(f"--device {device}: choose cpu, cuda, cuda:N or mps")
     if chosen.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise LoralabError(f"--device {device}: no CUDA device on this machine (use cpu)")
         if chosen.index is not None and chosen.index >= count:
-            raise LoralabError(f"--device {device}: this machine has {count} CUDA device(s), 0 to {count - 1}")
+            raise LoralabError(
+                f"--device {device}: this machine has {count} CUDA device(s), 0 to {count - 1}"
+            )
     return chosen
 
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loralab.artifacts import META, atomic_dir, read_json, read_json_object
-from loralab.errors import LoralabError
+from loralab.artifacts import META, atomic_dir, check_replaceable, read_json, read_json_object
 from loralab.experiments.schema import TableSpec
 from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
@@ -96,18 +95,9 @@ REPORT_FILES = frozenset({"report.md", "report.csv", "report.json", "report.html
 
 
 def check_report_folder(out: Path, flag: str = "--out") -> None:
-    """Fail unless `out` is absent, empty, or an earlier report (only `REPORT_FILES`, report.json among them):
-    a report replaces its folder whole, so pointing it at a workdir or a run folder would delete them."""
-    out = Path(out)
-    if not out.is_dir():
-        return
-    found = {p.name for p in out.iterdir()}
-    if found and ("report.json" not in found or not found <= REPORT_FILES):
-        other = sorted(found - REPORT_FILES) or ["no report.json"]
-        raise LoralabError(
-            f"{flag} {out}: holds other files than a report ({', '.join(other[:3])}); a report replaces its "
-            "folder whole, so give a new or empty folder"
-        )
+    """Fail unless `out` is absent, empty, or an earlier report (only `REPORT_FILES`): a report replaces its
+    folder whole, so pointing it at a workdir or a run folder would delete them."""
+    check_replaceable(out, flag, REPORT_FILES, "a report")
 
 
 def write_report(report: RunReport, out: Path | None = None) -> Path:

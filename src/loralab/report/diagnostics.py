@@ -60,8 +60,8 @@ def diagnostics_tables(plan: Any, stored: dict[str, dict[str, Any]]) -> list[Rep
         for job, _, _ in found
     )
     stale = (
-        f" {older} of these cells were diagnosed by an older loralab: `loralab run` on the spec redoes them "
-        "from the stored outputs."
+        f" {older} of these cells were diagnosed by an older loralab: `loralab run` on the spec (with the "
+        "run's --scale, --seeds and --only, and diagnostics on) redoes them from the stored outputs."
         if older
         else ""
     )
