@@ -536,3 +536,44 @@ def test_a_base_build_says_so_before_it_starts(
     assert tiny.BUILD_TIME["default"].startswith("about 15 min")
     capsys.readouterr()
     assert tiny.ensure_built("test") == path and capsys.readouterr().err == ""  # cached: silent
+
+
+def test_overwrite_replaces_only_folders_loralab_wrote(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loralab.artifacts import atomic_dir, check_loralab_folder
+    from loralab.errors import LoralabError
+
+    mine = world.tmp / "mine"  # a folder of the user's own
+    mine.mkdir()
+    (mine / "keep.txt").write_text("keep")
+    with (
+        pytest.raises(LoralabError, match=r"not a folder loralab wrote \(it holds keep.txt\)"),
+        atomic_dir(mine, overwrite=True),
+    ):
+        pass
+    (world.tmp / "empty").mkdir()
+    check_loralab_folder(world.tmp / "empty")  # an empty folder, or one loralab wrote, may be replaced
+    check_loralab_folder(world.expert)
+    monkeypatch.chdir(mine)
+    with pytest.raises(LoralabError, match="holds the current folder"):
+        check_loralab_folder(world.tmp)
+    monkeypatch.chdir(world.tmp)
+    data = world.data.parent / "ab.train.jsonl"
+    train = ["train", "--base", "test", "--data", str(data), "--epochs", "1", "--overwrite"]
+    cases = [
+        (
+            ["data", "twohop", "--triplets", "2", "--out", str(mine), "--overwrite"],
+            "not a folder loralab wrote",
+        ),
+        ([*train, "--out", str(mine)], "not a folder loralab wrote"),
+        ([*train, "--name", "../mine", "--workdir", str(world.tmp / "w")], "--name ../mine: a plain name"),
+        (["data", "twohop", "--triplets", "2", "--seed", "-1", "--out", str(world.tmp / "d")], "--seed"),
+        (
+            ["data", "twohop", "--triplets", "2", "--seed", str(2**70), "--out", str(world.tmp / "d")],
+            "--seed",
+        ),
+    ]
+    for args, needle in cases:
+        _expect_one_error(args, needle, world, monkeypatch, capsys)
+    assert (mine / "keep.txt").read_text() == "keep"

@@ -143,6 +143,39 @@ def check_output(
         raise LoralabError(f"{where}: already exists (pass --overwrite to replace it)")
 
 
+MARKERS = frozenset(
+    {
+        META,
+        "combination.json",
+        "report.json",
+        "report.md",
+        "diagnostics.json",
+        "nothing-to-diagnose.json",
+        "audit.json",
+    }
+)
+"""Files at the top of every folder loralab writes whole (experts, datasets, bases, recipes, reports,
+diagnoses, audits): a folder with none of them is not one, and is never replaced."""
+
+
+def check_loralab_folder(folder: Path) -> None:
+    """Fail unless replacing `folder` whole can only destroy what loralab wrote: it is empty or holds one of
+    `MARKERS` at its top, and it does not hold the current working folder."""
+    folder = Path(folder)
+    here = Path.cwd().resolve()
+    target = folder.resolve()
+    if here == target or here.is_relative_to(target):
+        raise LoralabError(f"{folder}: holds the current folder; replacing it would delete it")
+    if folder.is_dir():
+        names = {p.name for p in folder.iterdir()}
+        if names and not names & MARKERS:
+            shown = ", ".join(sorted(names)[:3])
+            raise LoralabError(
+                f"{folder}: not a folder loralab wrote (it holds {shown}); --overwrite replaces only those, "
+                "so give a new or empty folder"
+            )
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside `final`; rename it to `final` only if the block finishes.
@@ -152,6 +185,8 @@ def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
     final = Path(final)
     if final.exists() and not overwrite:
         raise LoralabError(f"{final}: already exists (pass --overwrite to replace it)")
+    if final.exists():
+        check_loralab_folder(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     try:

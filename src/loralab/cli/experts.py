@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,10 @@ def train_cmd(
 
     if out is None and not name:
         raise LoralabError("--out or --name: say where the expert goes")
+    if out is None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", str(name)):
+        raise LoralabError(
+            f"--name {name}: a plain name (letters, digits, . _ -), the expert's folder in WORKDIR/library"
+        )
     folder = out or workdir / "library" / str(name)
     check_output(folder, "--out" if out else "--workdir", inputs=data, new=not overwrite)
     for file in data:

@@ -31,7 +31,9 @@ def data_cmd(
     out: Annotated[Path, typer.Option(help="output folder: OUT/cot and OUT/code are written")] = Path(
         "gsm-data"
     ),
-    seed: Annotated[int, typer.Option(help="seed of the instance draws")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="seed of the instance draws (0 to 2**32-1)")
+    ] = 0,
     graph: Annotated[
         str, typer.Option(help="code format: 'level' (functions up to the question's level) or 'whole'")
     ] = "level",

@@ -40,4 +40,4 @@ class ExpertConfig(BaseModel):
     )
     batch_size: int = Field(16, ge=1, description="examples per step (length-bucketed)")
     max_len: int = Field(512, ge=8, description="examples longer than this many tokens are an error")
-    seed: int = Field(0, description="seed for LoRA init, dropout and batch order")
+    seed: int = Field(0, ge=0, lt=2**32, description="seed for LoRA init, dropout and batch order")
