@@ -154,3 +154,37 @@ def test_padded_batch_loss_equals_the_plain_per_example_loss(tiny_base: Path) ->
             total += pm(**one).loss.item() * n
             count += n
     assert batch == pytest.approx(total / count, rel=1e-5)
+
+
+def test_a_diverging_run_writes_no_expert(tmp_path: Path) -> None:
+    """A loss that turns NaN stops training with one error before anything is written; non-finite or absurd
+    learning rates are refused by the config itself."""
+    from types import SimpleNamespace
+
+    from pydantic import ValidationError
+
+    from loralab.errors import LoralabError
+    from loralab.experts.config import ExpertConfig
+    from loralab.experts.train import _fit
+
+    class Diverging(torch.nn.Module):
+        """A finite loss at the first step, NaN from the second on (what a far too large step gives)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+            self.calls = 0
+
+        def forward(self, **batch: torch.Tensor) -> SimpleNamespace:
+            self.calls += 1
+            scale = 1.0 if self.calls == 1 else float("nan")
+            return SimpleNamespace(loss=(self.w * batch["input_ids"].float().mean()) ** 2 * scale)
+
+    examples = [([1, 2, 3], [-100, 2, 3]), ([4, 5], [-100, 5])]
+    cfg = ExpertConfig(lr=1e-3, epochs=3, batch_size=1)
+    tokenizer = SimpleNamespace(pad_token_id=0)
+    with pytest.raises(LoralabError, match=r"training diverged at step 2 \(loss nan\); lower --lr"):
+        _fit(Diverging(), tokenizer, examples, cfg)
+    for bad in (float("inf"), float("nan"), 1e30, 0.0):
+        with pytest.raises(ValidationError):
+            ExpertConfig(lr=bad)

@@ -30,10 +30,14 @@ class ExpertConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     r: int = Field(16, ge=1, description="LoRA rank (paper: 16)")
     alpha: int = Field(32, gt=0, description="LoRA alpha; scaling = alpha / r")
-    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout (paper: 0.05)")
+    dropout: float = Field(0.05, ge=0, lt=1, allow_inf_nan=False, description="LoRA dropout (paper: 0.05)")
     targets: Literal["mlp", "attention", "both"] = Field("mlp", description="which projections get LoRA")
     lr: float | None = Field(
-        None, gt=0, description="learning rate; default 3e-3 on a built-in base, else 1e-4"
+        None,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="learning rate (at most 10); default 3e-3 on a built-in base, else 1e-4",
     )
     epochs: int | None = Field(
         None, ge=1, description="passes over the data; default 6 on a built-in base, else 5"

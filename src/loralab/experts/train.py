@@ -188,6 +188,11 @@ def _fit(
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 losses.append(loss.item())
+                if not math.isfinite(losses[-1]):  # nothing is written: the expert would hold NaN weights
+                    raise LoralabError(
+                        f"training diverged at step {len(losses)} (loss {losses[-1]}); lower --lr "
+                        f"(now {cfg.lr})"
+                    )
                 tokens += int(batch["attention_mask"].sum())
                 bar.update(task, advance=1, description=f"training expert loss {losses[-1]:.3f}")
                 checkpoint("train-step")
