@@ -577,3 +577,21 @@ def test_overwrite_replaces_only_folders_loralab_wrote(
     for args, needle in cases:
         _expect_one_error(args, needle, world, monkeypatch, capsys)
     assert (mine / "keep.txt").read_text() == "keep"
+
+
+def test_gsm_eval_counts_and_db_are_checked_first(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any model loads: counts must be positive (--limit -1 evaluated all but one question, 0 stored
+    an empty cell) and --db must be a file."""
+    monkeypatch.chdir(world.tmp)
+    gsm = ["gsm", "eval", "--data", str(world.data), "--base", "test"]
+    for flags, needle in (
+        (["--max-new-tokens", "0"], "--max-new-tokens 0: must be positive"),
+        (["--max-rounds", "-3"], "--max-rounds -3: must be positive"),
+        (["--batch-size", "0"], "--batch-size 0: must be positive"),
+        (["--limit", "0"], "--limit 0: must be positive"),
+        (["--limit", "-1"], "--limit -1: must be positive"),
+        (["--db", str(world.tmp)], f"--db {world.tmp}: is a folder"),
+    ):
+        _expect_one_error([*gsm, *flags], needle, world, monkeypatch, capsys)

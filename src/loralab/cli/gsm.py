@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from loralab.artifacts import check_output
-from loralab.cli.options import console, parse_options
+from loralab.cli.options import console, parse_options, positive
 from loralab.errors import LoralabError
 
 gsm_app = typer.Typer(
@@ -102,6 +102,12 @@ def eval_cmd(
     from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES, tally
     from loralab.gsm.evaluate import DecodeConfig
 
+    positive("--max-new-tokens", max_new_tokens)
+    positive("--max-rounds", max_rounds)
+    positive("--batch-size", batch_size)
+    if limit is not None:
+        positive("--limit", limit)
+    check_output(db, "--db", file=True)
     decode = DecodeConfig(max_new_tokens=max_new_tokens, max_rounds=max_rounds)
     start = time.time()
     record, rows, result = evaluate_cell(
