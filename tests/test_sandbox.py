@@ -343,3 +343,29 @@ def test_cli_missing_file_is_one_line(
     assert run_cli(["sandbox", "run", str(tmp_path / "nope.py")], monkeypatch) == 2
     err = capsys.readouterr().err
     assert err.strip().endswith("nope.py: no such file") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--timeout", "nan"], "--timeout nan: must be positive and at most 3600"),
+        (["--timeout", "inf"], "--timeout inf: must be positive and at most 3600"),
+        (["--cpu-s", "100000000000000000000"], "--cpu-s 100000000000000000000: must be positive and at most"),
+        (["--timeout", "0"], "--timeout 0.0: must be positive"),
+    ],
+)
+def test_cli_limits_are_bounded(
+    flags: list[str],
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """NaN crashed the limit setting, inf slept forever, a huge --cpu-s overflowed in the child."""
+    ok = tmp_path / "ok.py"
+    ok.write_text("print(1)\n")
+    assert run_cli(["sandbox", "run", str(ok), *flags], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+    assert run_cli(["sandbox", "run", str(tmp_path)], monkeypatch) == 2
+    assert "a folder, not a Python file" in capsys.readouterr().err

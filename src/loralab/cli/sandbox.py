@@ -36,11 +36,18 @@ def run_cmd(
     """
     from loralab.gsm.sandbox import Limits, run_code
 
+    if file.is_dir():
+        raise LoralabError(f"{file}: a folder, not a Python file")
     if not file.is_file():
         raise LoralabError(f"{file}: no such file")
-    for flag, value in (("--timeout", timeout), ("--memory-mb", memory_mb), ("--cpu-s", cpu_s)):
-        if value <= 0:
-            raise LoralabError(f"{flag} {value}: must be positive")
+    # upper bounds: a sandbox is for snippets; inf or NaN would wait forever or crash the limit setting
+    for flag, value, most in (
+        ("--timeout", timeout, 3600),
+        ("--memory-mb", memory_mb, 1 << 20),
+        ("--cpu-s", cpu_s, 3600),
+    ):
+        if not value > 0 or not value <= most:  # NaN fails both
+            raise LoralabError(f"{flag} {value}: must be positive and at most {most}")
     if memory_mb < 32:
         raise LoralabError(f"--memory-mb {memory_mb}: a Python interpreter needs at least 32")
     if output_kb <= 0:
