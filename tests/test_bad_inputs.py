@@ -595,3 +595,18 @@ def test_gsm_eval_counts_and_db_are_checked_first(
         (["--db", str(world.tmp)], f"--db {world.tmp}: is a folder"),
     ):
         _expect_one_error([*gsm, *flags], needle, world, monkeypatch, capsys)
+
+
+def test_a_file_output_is_named_for_what_it_writes(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """theory --out notes.txt put PNG bytes into a text file and --json data.jsonl overwrote a dataset."""
+    notes = world.tmp / "notes.txt"
+    notes.write_text("mine")
+    for args, needle in (
+        (["theory", "--seeds", "1", "--out", str(notes)], f"--out {notes}: name a .png file"),
+        (["theory", "--seeds", "1", "--json", str(world.data)], f"--json {world.data}: name a .json file"),
+        (["probe", "familiarity", "--base", "test", "--json", str(notes)], "name a .json file"),
+    ):
+        _expect_one_error(args, needle, world, monkeypatch, capsys)
+    assert notes.read_text() == "mine"

@@ -108,14 +108,23 @@ def check_replaceable(out: Path, flag: str, outputs: Collection[str], what: str)
 
 
 def check_output(
-    path: Path, flag: str, inputs: Sequence[Path] = (), new: bool = False, file: bool = False
+    path: Path,
+    flag: str,
+    inputs: Sequence[Path] = (),
+    new: bool = False,
+    file: bool = False,
+    suffix: str | None = None,
 ) -> None:
     """Fail before any work if a command could not write `path` (a folder, or a `file`): a path where a file
     stands and a folder is due (or the reverse), a parent that is a file or cannot be written, a path inside
     one of the `inputs` or holding one (an overwrite would delete it), or, with `new`, one that exists.
-    Nothing is created; errors name the flag: ``--out PATH: why``."""
+    A `suffix` (".json") is the file name's required ending, so that an existing file of another kind (a
+    dataset, a note) is never overwritten by this output. Nothing is created; errors name the flag:
+    ``--out PATH: why``."""
     path = Path(path)
     where = f"{flag} {path}"
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise LoralabError(f"{where}: name a {suffix} file (this writes {suffix[1:].upper()})")
     if path.exists() or path.is_symlink():
         if file and path.is_dir():
             raise LoralabError(f"{where}: is a folder, a file is written here")

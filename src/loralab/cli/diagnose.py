@@ -159,7 +159,7 @@ def predict_cmd(
     if json_out is not None and json_out.exists():
         raise LoralabError(f"--json {json_out}: already exists")
     if json_out is not None:
-        check_output(json_out, "--json", file=True)  # a folder there, a parent that cannot be written
+        check_output(json_out, "--json", file=True, suffix=".json")  # a folder there, an unwritable parent
     table, records = pooled_prediction(runs)
     if not records:
         raise LoralabError(f"{', '.join(map(str, runs))}: no diagnosed cells (run with --diagnostics cheap)")

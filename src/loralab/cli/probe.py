@@ -38,7 +38,7 @@ def probe_familiarity(
     from loralab.probes.familiarity import cached_probe, rows
 
     if json_path is not None:
-        check_output(json_path, "--json", file=True)
+        check_output(json_path, "--json", file=True, suffix=".json")
     result = cached_probe(base, refresh=refresh)
     table = Table(title=f"familiarity of {result['base']}")
     table.add_column("pool")

@@ -39,9 +39,10 @@ def theory_cmd(
     from loralab.theory.report import rich_table, write_json
 
     cfg = TheoryConfig(d=d, m=m, entities=entities, relations=relations, seeds=seeds, m_max=m_max)
-    check_output(out or workdir / "theory" / "theory.png", "--out" if out else "--workdir", file=True)
+    figure = out or workdir / "theory" / "theory.png"
+    check_output(figure, "--out" if out else "--workdir", file=True, suffix=".png")
     if json_path is not None:
-        check_output(json_path, "--json", file=True)
+        check_output(json_path, "--json", file=True, suffix=".json")
     with progress() as bar:
         task = bar.add_task(f"worlds (m sweep 2^8..{cfg.sweep[-1]})", total=seeds)
         result = run_lab(cfg, on_world=lambda _: bar.update(task, advance=1))
