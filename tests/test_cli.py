@@ -243,6 +243,12 @@ def test_train_flags_reach_the_expert_config(tmp_path: Path, monkeypatch: pytest
     assert run_cli([*args, *flags], monkeypatch) == 0
     assert got == [ExpertConfig(r=4, alpha=32, targets="attention", lr=0.01, batch_size=3, max_len=64)]
     assert (got[0].dropout, got[0].epochs, got[0].seed) == (0.05, None, 0)
+    # --out into a folder that is not a library (here the data's): the expert, and no index.json beside it
+    assert (
+        run_cli(["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "e2")], monkeypatch)
+        == 0
+    )
+    assert (tmp_path / "e2").is_dir() and not (tmp_path / "index.json").exists()
 
 
 @pytest.mark.parametrize(

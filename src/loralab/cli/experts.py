@@ -35,7 +35,7 @@ def train_cmd(
 
     Example: loralab train --data loralab-work/data/twohop-RR-n100-s0/ab.train.jsonl --out lib/A-B
     """
-    from loralab.experts.library import write_index
+    from loralab.experts.library import ADAPTER_CONFIG, INDEX, write_index
     from loralab.experts.train import train_expert
     from loralab.worlds.jsonl import read_jsonl
 
@@ -50,7 +50,11 @@ def train_cmd(
     for file in data:
         read_jsonl(file)
     path = train_expert(base, data, folder, lora, name, overwrite=overwrite)
-    write_index(path.parent)
+    # a library's index: the workdir's library, or an --out whose parent holds experts only (or an index);
+    # never a file dropped into any other folder (the current one, a dataset's)
+    library = path.parent
+    if out is None or all(p.name == INDEX or (p / ADAPTER_CONFIG).is_file() for p in library.iterdir()):
+        write_index(library)
     console.print(f"wrote {path}")
 
 
