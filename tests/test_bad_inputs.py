@@ -385,6 +385,11 @@ def test_damaged_base_folders_are_one_line(
         [*eval_, str(bad_config)], f"--base {bad_config}: cannot read config.json", world, monkeypatch, capsys
     )
     _expect_one_error([*eval_, "tset"], "--base tset: neither a built-in", world, monkeypatch, capsys)
+    no_tokenizer = world.tmp / "in" / "no-tokenizer"  # transformers then builds a tokenizer of a few tokens
+    shutil.copytree(world.base, no_tokenizer)
+    (no_tokenizer / "tokenizer.json").unlink()
+    needle = f"--base {no_tokenizer}: its tokenizer has"
+    _expect_one_error([*eval_, str(no_tokenizer)], needle, world, monkeypatch, capsys)
 
 
 def test_bad_specs_and_datasets_are_one_line(

@@ -126,6 +126,12 @@ def load_base(
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except Exception as exc:  # a truncated weights file or a broken tokenizer raise many classes
         raise LoralabError(f"--base {path}: cannot load ({_first_line(exc)})") from None
+    rows = int(getattr(model.config, "vocab_size", 0) or 0)
+    if len(tokenizer) * 4 < rows:  # tokenizer.json missing: transformers builds a tokenizer of a few tokens
+        raise LoralabError(
+            f"--base {path}: its tokenizer has {len(tokenizer)} tokens for a vocabulary of {rows} "
+            "(tokenizer files missing or damaged?)"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(dev).eval()  # type: ignore[arg-type]
