@@ -615,3 +615,18 @@ def test_a_file_output_is_named_for_what_it_writes(
     ):
         _expect_one_error(args, needle, world, monkeypatch, capsys)
     assert notes.read_text() == "mine"
+
+
+def test_a_rank_above_the_layer_width_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The test base's MLP layers are 32 x 64: r 40 cannot raise the update's rank (r 100000 wrote 220 MB)."""
+    data = str(world.data.parent / "ab.train.jsonl")
+    args = ["train", "--base", "test", "--data", data, "--r", "40", "--out", str(world.tmp / "e")]
+    _expect_one_error(
+        args,
+        "--r 40: larger than model.layers.0.mlp.gate_proj's smaller side (32)",
+        world,
+        monkeypatch,
+        capsys,
+    )

@@ -42,6 +42,15 @@ def resolve_targets(model: Any, targets: str) -> list[str]:
     return present
 
 
+def check_rank(model: Any, targets: Sequence[str], r: int) -> None:
+    """A rank above a targeted layer's smaller side adds parameters that cannot raise the update's rank."""
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) and name.rsplit(".", 1)[-1] in targets:
+            side = min(mod.in_features, mod.out_features)
+            if r > side:
+                raise LoralabError(f"--r {r}: larger than {name}'s smaller side ({side}); use at most {side}")
+
+
 def attach_lora(model: Any, cfg: ExpertConfig) -> Any:
     """`model` wrapped by PEFT with a fresh LoRA of `cfg`'s rank, alpha, dropout and target preset."""
     from peft import LoraConfig, get_peft_model
@@ -129,6 +138,7 @@ def train_expert(
         }
     )
     targets = resolve_targets(model, cfg.targets)
+    check_rank(model, targets, cfg.r)
     torch.manual_seed(cfg.seed)
     peft_model = attach_lora(model, cfg)
     losses, seconds, tokens = _fit(peft_model, tokenizer, examples, cfg)
