@@ -477,3 +477,19 @@ def test_read_released_format(tmp_path: Path) -> None:
         read_released(write_lines(tmp_path / "x.jsonl", [{**good, "answer": "no number"}]), "symbolic")
     with pytest.raises(LoralabError, match="cannot tell the level"):
         read_released(tmp_path / "x.jsonl")
+
+
+def test_a_template_folder_that_yields_nothing_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every template skipped as inconsistent: one error, no folder of meta.json alone."""
+    import loralab.gsm.datasets as datasets
+    from loralab.errors import LoralabError
+
+    def all_skipped(*_: object, **__: object) -> tuple[dict[str, list[object]], list[str]]:
+        return {"symbolic.train.jsonl": [], "p2.test.jsonl": []}, ["symbolic/0000", "p2/0000"]
+
+    monkeypatch.setattr(datasets, "gsm_files", all_skipped)
+    with pytest.raises(LoralabError, match=r"no question could be drawn \(2 template\(s\) skipped"):
+        datasets.build_gsm(tmp_path / "out", skip_inconsistent=True)
+    assert not (tmp_path / "out").exists()

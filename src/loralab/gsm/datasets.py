@@ -179,6 +179,11 @@ def build_gsm(
     root = Path(templates) if templates is not None else own_templates_dir()
     by_level = load_templates(root)
     files, skipped = gsm_files(by_level, seed, solution, graph, skip_inconsistent=skip_inconsistent)
+    if not any(files.values()):
+        raise LoralabError(
+            f"--templates {root}: no question could be drawn ({len(skipped)} template(s) skipped as "
+            "inconsistent); nothing written"
+        )
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         for name, rows in files.items():
             write_jsonl(tmp / name, rows)
