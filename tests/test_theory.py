@@ -252,6 +252,16 @@ def test_config_errors_name_the_flag() -> None:
     with pytest.raises(LoralabError, match=r"^--m 100: .*\(144\)"):
         TheoryConfig(m=100)
     assert TheoryConfig(m_max=1000).sweep == (256, 512)
+    # upper bounds: 256 x 2^40 was an out-of-memory traceback, a billion seeds a run of days
+    with pytest.raises(
+        LoralabError, match=r"^--d 256 --m-max 1099511627776: d x m-max must be at most 2\^27"
+    ):
+        TheoryConfig(m_max=2**40)
+    with pytest.raises(LoralabError, match=r"^--d 100000000 --m 4096: "):
+        TheoryConfig(d=10**8)
+    with pytest.raises(LoralabError, match=r"^--seeds 1000000000: must be at most 10000"):
+        TheoryConfig(seeds=10**9)
+    TheoryConfig(d=2048, m=2**16, m_max=2**16)  # 2^27 exactly is allowed
 
 
 def test_cli_defaults_match_the_config() -> None:

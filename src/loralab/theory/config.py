@@ -7,6 +7,9 @@ from typing import Any
 
 from loralab.errors import LoralabError
 
+MAX_CELLS = 2**27
+"""The largest d x m (a float64 W of 1 GiB) the lab accepts."""
+
 
 @dataclass(frozen=True)
 class TheoryConfig:
@@ -69,6 +72,16 @@ class TheoryConfig:
             _bad("facts_per_adapter", self.facts_per_adapter, "must be at least 2")
         if self.gd_checks < 0:
             _bad("gd_checks", self.gd_checks, "must not be negative")
+        # upper bounds, so that a typo is a line and not an out-of-memory crash or a run of days
+        for name, width in (("m", self.m), ("m-max", self.m_max)):
+            if self.d * width > MAX_CELLS:
+                raise LoralabError(
+                    f"--d {self.d} --{name} {width}: d x {name} must be at most 2^27 (a 1 GiB matrix)"
+                )
+        if self.seeds > 10_000:
+            _bad("seeds", self.seeds, "must be at most 10000")
+        if self.n_prompts > 100_000:
+            _bad("entities", self.entities, "with these relations, |X||R|(1+|R|) must be at most 100000")
 
     @property
     def n_prompts(self) -> int:
