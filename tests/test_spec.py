@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from loralab.errors import LoralabError
-from loralab.experiments.spec import SCALES, apply_scale, expand, load_spec
+from loralab.experiments.spec import SCALES, apply_scale, check_spec, expand, load_spec
 from tests.conftest import run_cli
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper"
@@ -244,3 +244,14 @@ def test_cli_validate(
     assert run_cli(["validate", str(bad)], monkeypatch) == 2
     assert "bad.yaml:17: methods.2.name: unknown method" in " ".join(capsys.readouterr().err.split())
     assert run_cli(["validate", str(tmp_path / "missing.yaml")], monkeypatch) == 2
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    """Ten levels of nine aliases each: 421 bytes that expand to 9^10 nodes; walked, it ran for ever."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdefghi", "bcdefghij", strict=True):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    spec, problems = check_spec(bomb)
+    assert spec is None and problems == [f"{bomb}: its aliases expand it to more than 100000 YAML nodes"]

@@ -665,6 +665,26 @@ def _blame_grid(err: _Invalid, point: dict[str, Any], grid: dict[str, list[Any]]
     return err
 
 
+MAX_NODES = 100_000
+"""A spec whose YAML, aliases expanded, has more nodes than this is refused (an alias bomb grows
+exponentially when walked)."""
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes of `node` with every alias expanded, counted without expanding (each node once, by identity)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a cycle counts once (YAML forbids them in safe_load anyway)
+    if isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        total = 1
+    memo[id(node)] = total = min(total, MAX_NODES + 1)
+    return total
+
+
 def check_spec(path: Path, scale: str | None = None) -> tuple[ExperimentSpec | None, list[str]]:
     """(the spec, []) or (None, every problem found), each one line ``FILE:LINE: key.path: why``. A file that
     cannot be read or parsed is one problem."""
@@ -677,6 +697,10 @@ def check_spec(path: Path, scale: str | None = None) -> tuple[ExperimentSpec | N
     lines: dict[Loc, int] = {}
     try:
         node = yaml.compose(text)
+        # aliases reuse a block (`lora: *cot`); nested ones can expand a kilobyte into a billion nodes
+        size = _expanded_size(node, {}) if node is not None else 0
+        if size > MAX_NODES:
+            return None, [f"{path}: its aliases expand it to more than {MAX_NODES} YAML nodes"]
         raw = yaml.safe_load(text)
         if node is not None:
             _lines(node, (), lines)
