@@ -414,6 +414,7 @@ def test_bad_specs_and_datasets_are_one_line(
         ([*eval_, str(d / "binary.jsonl")], "binary.jsonl: not a UTF-8 text file"),
         ([*eval_, str(d / "list.jsonl")], "list.jsonl:1: each line must be a JSON object"),
         ([*eval_, str(d / "missing.jsonl")], "missing.jsonl: dataset file not found"),
+        ([*eval_, str(d)], f"{d}: a folder, not a JSONL file"),
         (["report", str(d / "binary.jsonl")], "binary.jsonl"),
     ]
     for args, needle in cases:

@@ -20,6 +20,8 @@ def read_jsonl(path: Path | str, required: Sequence[str] = ("prompt", "answer"))
     """Rows of a JSONL file; a bad line, or a `required` field missing, not a string or blank, is a
     `LoralabError` naming file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise LoralabError(f"{path}: a folder, not a JSONL file (name one of its .jsonl files)")
     if not path.is_file():
         raise LoralabError(f"{path}: dataset file not found")
     rows = []
