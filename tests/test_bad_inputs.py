@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from tests.conftest import make_lora_folder, run_cli
 
 CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+SPECS = Path(__file__).parent / "specs"
 
 
 def _edit_config(folder: Path, **changes: object) -> None:
@@ -631,3 +632,75 @@ def test_a_rank_above_the_layer_width_is_refused(
         monkeypatch,
         capsys,
     )
+
+
+def test_sizes_beyond_reason_are_refused_up_front(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`data twohop --triplets 100000` wrote for minutes towards 7 GB and `--epochs 1000000000` trained for
+    ever; each size has a bound, the same from the CLI, a spec and Python."""
+    from loralab.worlds.twohop import MAX_UNITS, make_triplets
+
+    out = str(world.tmp / "o")
+    big = str(MAX_UNITS + 1)
+    data = str(world.data.parent / "ab.train.jsonl")
+    for args, needle in (
+        (
+            ["data", "twohop", "--variant", "FF", "--triplets", big],
+            f"--triplets {big}: must be at most 10,000",
+        ),
+        (["data", "bridge", "--triplets", big], f"--triplets {big}: must be at most 10,000"),
+        (["data", "setup", "setup-0", "--bridge-triplets", big], f"--bridge-triplets {big}: must be at most"),
+        (["data", "graph", "--u1", "100000000"], "--u1 100000000: must be at most 10,000"),
+        (["data", "graph", "--u3", big], f"--u3 {big}: must be at most 10,000"),
+        (["data", "graph", "--variant", "disjoint", "--paths", big], f"--paths {big}: must be at most"),
+        (["train", "--base", "test", "--data", data, "--epochs", "1001"], "--epochs 1001:"),
+        (["eval", "--base", "test", "--data", data, "--max-new-tokens", "32769"], "must be at most 32,768"),
+        (["gsm", "eval", "--base", "test", "--data", data, "--max-new-tokens", "10**8"], "--max-new-tokens"),
+    ):
+        _expect_one_error(
+            [*args, "--out", out] if args[0] == "data" else args, needle, world, monkeypatch, capsys
+        )
+    with pytest.raises(ValueError, match="between 1 and 10,000"):
+        make_triplets("FF", MAX_UNITS + 1)
+    assert len(make_triplets("FF", 3)) == 3
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"name: s\nbases: [test]\ndatasets: {{d: {{kind: twohop, variant: FF, triplets: {big}}}}}\n"
+        "experts: {e: {train: [{dataset: d, file: ab.train.jsonl}], lora: {epochs: 5000}}}\n"
+        "libraries: {l: [e]}\nmethods: [{name: uniform}]\nevaluations: [{dataset: d}]\n"
+    )
+    from loralab.experiments.spec import check_spec
+
+    _, problems = check_spec(spec)
+    assert len(problems) == 2, problems
+    assert any(".triplets:" in p and "10000" in p for p in problems), problems
+    assert any("lora.epochs" in p and "1000" in p for p in problems), problems
+
+
+def test_wrong_kinds_of_files_are_named_before_work_starts(
+    world: World, twohop_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each of these failed late or blamed the wrong thing: a file named `runs` in the workdir failed the
+    quick start after it had built the base and the datasets; a GSM gold without a number was reported as
+    `example ?` after the model loaded; `--templates ''` was read as the current folder."""
+    work = world.tmp / "w"
+    work.mkdir()
+    (work / "runs").write_text("not a folder")
+    gold = world.tmp / "gold.jsonl"
+    gold.write_text(json.dumps({"prompt": "What is 2 + 2?", "gold": "four"}) + "\n")
+    monkeypatch.chdir(world.tmp)
+    for args, needle in (
+        (["quickstart", "--workdir", str(work), "--scale", "test"], f"{work / 'runs'} must be a folder"),
+        (["run", str(SPECS / "tiny-grid.yaml"), "--workdir", str(work)], f"{work / 'runs'} must be a folder"),
+        (["gsm", "eval", "--data", str(gold), "--base", "test"], f"{gold}: example #1: gold answer 'four'"),
+        (["gsm", "data", "--templates", "", "--out", "g"], "--templates '': name a folder of templates"),
+    ):
+        _expect_one_error(args, needle, world, monkeypatch, capsys)
+    # a damaged meta.json is a failed check of `data validate`, named
+    data = world.tmp / "d"
+    shutil.copytree(twohop_dir, data)
+    (data / "meta.json").write_text("[1]")
+    capsys.readouterr()
+    assert run_cli(["data", "validate", str(data), "--base", "test"], monkeypatch) == 2
+    assert f"{data / 'meta.json'}: not a JSON object" in capsys.readouterr().out

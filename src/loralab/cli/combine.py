@@ -94,6 +94,7 @@ def eval_cmd(
     """
     from loralab.combination import get_method
     from loralab.combination.registry import coerce_options
+    from loralab.evaluation.generate import MAX_NEW_TOKENS_LIMIT
     from loralab.experiments.cell import run_cell
     from loralab.experiments.store import cells, connect
     from loralab.experts.library import base_of, load_expert
@@ -104,7 +105,7 @@ def eval_cmd(
     options = parse_options(opt or [])
     if experts:
         options = coerce_options(get_method(method), options)  # ranges checked before anything is loaded
-    positive("--max-new-tokens", max_new_tokens)
+    positive("--max-new-tokens", max_new_tokens, MAX_NEW_TOKENS_LIMIT)
     positive("--batch-size", batch_size)
     check_output(workdir, "--workdir")
     for i, row in enumerate(read_jsonl(data, required=("prompt", "gold")), 1):

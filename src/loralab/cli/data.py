@@ -40,7 +40,7 @@ def data_twohop(
     Example: loralab data twohop --variant RR --triplets 100 --relations child_born_in --seed 0
     """
     from loralab.worlds.templates import TEMPLATES_PER_RELATION
-    from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS, build_twohop
+    from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, MAX_UNITS, MAX_UNITS_WHY, VARIANTS, build_twohop
 
     if variant not in VARIANTS:
         raise LoralabError(
@@ -59,8 +59,7 @@ def data_twohop(
             f"--test-templates {test_templates}: must be at least 1 and leave training templates "
             f"(with --dev-templates {dev_templates} of --templates {templates})"
         )
-    if triplets < 1:
-        raise LoralabError(f"--triplets {triplets}: must be positive")
+    positive("--triplets", triplets, MAX_UNITS, MAX_UNITS_WHY)
     chain = "" if relations == DEFAULT_CHAIN else f"-{relations}"
     folder = out or workdir / "data" / f"twohop-{variant}{chain}-n{triplets}-s{seed}"
     check_output(folder, "--out" if out else "--workdir", new=not overwrite)
@@ -114,7 +113,7 @@ def data_bridge(
     Example: loralab data bridge --variant RR --triplets 100 --disjoint-from loralab-work/data/twohop-FF-n100-s0
     """
     from loralab.worlds.setups import build_bridge
-    from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, VARIANTS
+    from loralab.worlds.twohop import CHAINS, DEFAULT_CHAIN, MAX_UNITS, MAX_UNITS_WHY, VARIANTS
 
     if variant not in VARIANTS:
         raise LoralabError(
@@ -124,7 +123,7 @@ def data_bridge(
         raise LoralabError(
             f"--relations {relations}: choose one of {', '.join(CHAINS)}{did_you_mean(relations, CHAINS)}"
         )
-    positive("--triplets", triplets)
+    positive("--triplets", triplets, MAX_UNITS, MAX_UNITS_WHY)
     excluded: set[str] = set()
     for folder in disjoint_from or []:
         try:
@@ -176,13 +175,14 @@ def data_setup(
     Example: loralab data setup setup-8 --triplets 100 --seed 0
     """
     from loralab.worlds.setups import SETUPS, build_setup
+    from loralab.worlds.twohop import MAX_UNITS, MAX_UNITS_WHY
 
     if name != "all" and name not in SETUPS:
         raise LoralabError(
             f"setup {name}: choose one of {', '.join(SETUPS)}, or all{did_you_mean(name, [*SETUPS, 'all'])}"
         )
-    positive("--triplets", triplets)
-    positive("--bridge-triplets", bridge_triplets)
+    positive("--triplets", triplets, MAX_UNITS, MAX_UNITS_WHY)
+    positive("--bridge-triplets", bridge_triplets, MAX_UNITS, MAX_UNITS_WHY)
     names = list(SETUPS) if name == "all" else [name]
     check_output(out or workdir, "--out" if out else "--workdir")
     for n in names:
@@ -223,19 +223,22 @@ def data_graph(
     Example: loralab data graph --variant disjoint --paths 100 --seed 0
     """
     from loralab.worlds.graph import GRAPH_VARIANTS, build_graph
+    from loralab.worlds.twohop import MAX_UNITS, MAX_UNITS_WHY
 
     if variant not in GRAPH_VARIANTS:
         raise LoralabError(
             f"--variant {variant}: choose one of {', '.join(GRAPH_VARIANTS)}{did_you_mean(variant, GRAPH_VARIANTS)}"
         )
     if variant == "disjoint":
-        positive("--paths", paths)
+        positive("--paths", paths, MAX_UNITS, MAX_UNITS_WHY)
     else:
-        positive("--u1", u1)
+        positive("--u1", u1, MAX_UNITS, MAX_UNITS_WHY)
         if u2 < 3:
             raise LoralabError(f"--u2 {u2}: a shared graph needs at least 3 people in U2")
         if u3 < 6:
             raise LoralabError(f"--u3 {u3}: a shared graph needs at least 6 cities in U3")
+        positive("--u2", u2, MAX_UNITS, MAX_UNITS_WHY)
+        positive("--u3", u3, MAX_UNITS, MAX_UNITS_WHY)
     if not 1 <= templates <= 50:
         raise LoralabError(f"--templates {templates}: must be between 1 and 50")
     if dev_templates < 0:
@@ -262,8 +265,8 @@ def data_graph(
             seed=seed,
             overwrite=overwrite,
         )
-    except ValueError as exc:
-        raise LoralabError(f"--u3 {u3}: {exc}") from exc
+    except ValueError as exc:  # a shared graph whose U3 cannot give six different answers
+        raise LoralabError(f"{f'--paths {paths}' if variant == 'disjoint' else f'--u3 {u3}'}: {exc}") from exc
     console.print(f"wrote {path}")
 
 

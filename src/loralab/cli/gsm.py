@@ -50,6 +50,8 @@ def data_cmd(
     """
     from loralab.gsm.datasets import build_gsm
 
+    if not templates.strip():
+        raise LoralabError("--templates '': name a folder of templates, or own")
     root = None if templates == "own" else Path(templates)
     if root is not None and not root.is_dir():
         raise LoralabError(f"--templates {templates}: not a folder")
@@ -98,11 +100,12 @@ def eval_cmd(
 
     Example: loralab gsm eval --data gsm-data/cot/p2.test.jsonl --expert lib/sym --expert lib/p1 --method arrow
     """
+    from loralab.evaluation.generate import MAX_NEW_TOKENS_LIMIT
     from loralab.experiments.cell import evaluate_cell, store_one
     from loralab.gsm.analysis import ERROR_TYPES, SOLUTION_TYPES, tally
     from loralab.gsm.evaluate import DecodeConfig
 
-    positive("--max-new-tokens", max_new_tokens)
+    positive("--max-new-tokens", max_new_tokens, MAX_NEW_TOKENS_LIMIT)
     positive("--max-rounds", max_rounds)
     positive("--batch-size", batch_size)
     if limit is not None:

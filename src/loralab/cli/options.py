@@ -98,10 +98,12 @@ def expand_experts(paths: list[Path]) -> list[Path]:
     return out
 
 
-def positive(flag: str, value: int) -> None:
-    """A count given on the command line must be at least 1."""
+def positive(flag: str, value: int, most: int | None = None, why: str = "") -> None:
+    """A count given on the command line must be at least 1 (and at most `most`, with `why` said)."""
     if value < 1:
         raise LoralabError(f"{flag} {value}: must be positive")
+    if most is not None and value > most:
+        raise LoralabError(f"{flag} {value}: must be at most {most:,}{f' ({why})' if why else ''}")
 
 
 def error_line(message: str) -> None:

@@ -15,6 +15,17 @@ from loralab.errors import LoralabError, did_you_mean
 from loralab.terminal import print_table
 
 
+def check_workdir(workdir: Path) -> None:
+    """A workdir must be writable, and what loralab keeps in it, if there, of the right kind: a file named
+    `runs` made the quick start fail after building the base and the datasets."""
+    check_output(workdir, "--workdir")
+    for name, folder in (("datasets", True), ("experts", True), ("runs", True), ("results.sqlite", False)):
+        path = workdir / name
+        if path.exists() and path.is_dir() != folder:
+            kind = "a folder" if folder else "a file"
+            raise LoralabError(f"--workdir {workdir}: {path} must be {kind} (loralab keeps its {name} there)")
+
+
 def quickstart_cmd(
     workdir: Workdir = Path("loralab-work"),
     scale: Scale = None,
@@ -32,7 +43,7 @@ def quickstart_cmd(
     """
     from loralab.experiments.quickstart import quickstart
 
-    check_output(workdir, "--workdir")
+    check_workdir(workdir)
     report = quickstart(workdir, renamed("--scale", scale, preset), console, probe)
     sys.stdout.write(report.markdown())
     files = ", ".join(report.files())
@@ -238,7 +249,7 @@ def run_cmd(
         raise LoralabError(
             f"--executor {executor}: choose local or ray{did_you_mean(executor, ('local', 'ray'))}"
         )
-    check_output(workdir, "--workdir")
+    check_workdir(workdir)
     from loralab.diagnose import CHEAP, PARTS
 
     levels = {"cheap": CHEAP, "full": PARTS, "none": ()}

@@ -21,7 +21,13 @@ from typing import Any
 
 from loralab.evaluation import Evaluation, evaluate
 from loralab.evaluation.retention import retention_sets
-from loralab.gsm.evaluate import GSM_EVALUATOR_VERSION, DecodeConfig, evaluate_gsm, hf_batch_generate
+from loralab.gsm.evaluate import (
+    GSM_EVALUATOR_VERSION,
+    DecodeConfig,
+    check_golds,
+    evaluate_gsm,
+    hf_batch_generate,
+)
 
 RETENTION_TOKENS = 48
 """New tokens for a one-hop retention question (a direct answer)."""
@@ -46,6 +52,8 @@ class Evaluator:
     description: str
     version: str  # part of the content key of every cell it scores
     evaluate: Callable[[Any, Any, Path, Sequence[dict[str, Any]], EvalSettings], Evaluation]
+    # (data file, its examples) -> None or a LoralabError naming the file: run before any model loads
+    check: Callable[[Path, Sequence[dict[str, Any]]], None] = lambda data, examples: None
 
 
 def _twohop(
@@ -88,5 +96,6 @@ register(
         "numeric answer extraction, TIR rounds in the sandbox, per-example error analysis",
         GSM_EVALUATOR_VERSION,
         _gsm,
+        check_golds,
     )
 )

@@ -24,6 +24,10 @@ from loralab.faults import checkpoint
 from loralab.models.chat import prompt_text, stop_token_ids
 from loralab.progress import progress
 
+# The most new tokens one generation may ask for: longer than any answer here (GSM CoT 384) or a long
+# real-model solution, short enough that a typo (1e8) is refused rather than run until memory runs out.
+MAX_NEW_TOKENS_LIMIT = 32_768
+
 
 @contextlib.contextmanager
 def _plain_greedy(model: Any) -> Iterator[None]:

@@ -96,6 +96,7 @@ def evaluate_cell(
     asks with prompt style `prompt` and decodes with `decode` (`DecodeConfig`); `limit`: the first N rows."""
     data = Path(data)
     examples = read_jsonl(data, required=("prompt", "gold"))[:limit]
+    EVALUATORS[evaluator].check(data, examples)
     base_path = resolve_base(base)
     model, tokenizer = load_base(base_path, device=device)
     if experts:

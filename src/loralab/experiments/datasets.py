@@ -31,7 +31,7 @@ class TwohopData(_Strict):
     kind: Literal["twohop"]
     variant: str = Field("RR", description="FF, HH or RR")
     relations: str = Field("spouse_born_in", description="the chain (loralab ls datasets)")
-    triplets: int = Field(100, ge=1, description="(A, B, C) triplets")
+    triplets: int = Field(100, ge=1, le=twohop.MAX_UNITS, description="(A, B, C) triplets")
     templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
     dev_templates: int = Field(2, ge=0, description="templates per triplet held out for dev")
     test_templates: int = Field(2, ge=1, description="templates per triplet held out for test")
@@ -43,8 +43,10 @@ class SetupData(_Strict):
 
     kind: Literal["setup"]
     setup: str = Field(description="a setup of `loralab ls setups`")
-    triplets: int = Field(100, ge=1, description="triplets of the evaluated dataset")
-    bridge_triplets: int = Field(100, ge=1, description="triplets of each bridge dataset")
+    triplets: int = Field(100, ge=1, le=twohop.MAX_UNITS, description="triplets of the evaluated dataset")
+    bridge_triplets: int = Field(
+        100, ge=1, le=twohop.MAX_UNITS, description="triplets of each bridge dataset"
+    )
     templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
     seed: int | None = Field(None, description="the draw of entities; None: the cell's seed")
 
@@ -54,10 +56,10 @@ class GraphData(_Strict):
 
     kind: Literal["graph"]
     variant: Literal["shared", "disjoint"] = "shared"
-    paths: int = Field(100, ge=1, description="disjoint: paths per composition")
-    u1: int = Field(100, ge=1, description="shared: people in U1")
-    u2: int = Field(100, ge=3, description="shared: people in U2")
-    u3: int = Field(100, ge=6, description="shared: cities in U3")
+    paths: int = Field(100, ge=1, le=twohop.MAX_UNITS, description="disjoint: paths per composition")
+    u1: int = Field(100, ge=1, le=twohop.MAX_UNITS, description="shared: people in U1")
+    u2: int = Field(100, ge=3, le=twohop.MAX_UNITS, description="shared: people in U2")
+    u3: int = Field(100, ge=6, le=twohop.MAX_UNITS, description="shared: cities in U3")
     templates: int = Field(50, ge=5, le=50, description="templates per relation (the first N of 50)")
     dev_templates: int = Field(2, ge=0, description="templates per unit held out for dev")
     test_templates: int = Field(2, ge=1, description="templates per unit held out for test")
@@ -76,7 +78,9 @@ class GsmData(_Strict):
         "own", description="templates: 'own' (the project's 10 families) or a folder (made absolute on load)"
     )
     train_per_template: int = Field(40, ge=1, le=40, description="training instances per template and level")
-    p2_per_template: int = Field(2, ge=1, description="P2 evaluation instances per template (paper: 2)")
+    p2_per_template: int = Field(
+        2, ge=1, le=1000, description="P2 evaluation instances per template (paper: 2; at most 1000)"
+    )
     seed: int | None = Field(None, description="the draw of instances; None: the cell's seed")
 
     @field_validator("source")

@@ -40,7 +40,10 @@ class ExpertConfig(BaseModel):
         description="learning rate (at most 10); default 3e-3 on a built-in base, else 1e-4",
     )
     epochs: int | None = Field(
-        None, ge=1, description="passes over the data; default 6 on a built-in base, else 5"
+        None,
+        ge=1,
+        le=1000,
+        description="passes over the data (at most 1000); default 6 on a built-in base, else 5",
     )
     batch_size: int = Field(16, ge=1, description="examples per step (length-bucketed)")
     max_len: int = Field(512, ge=8, description="examples longer than this many tokens are an error")

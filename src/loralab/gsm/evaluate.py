@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from loralab.errors import LoralabError
 from loralab.evaluation import Evaluation
+from loralab.evaluation.generate import MAX_NEW_TOKENS_LIMIT
 from loralab.gsm.analysis import analyze
 from loralab.gsm.extract import gold_value
 from loralab.gsm.prompts import PROMPTS, render
@@ -50,7 +52,9 @@ class DecodeConfig(BaseModel):
     """How answers are decoded and code is run (part of what a cell's result means)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_new_tokens: int = Field(256, ge=1, description="new tokens per generation call (per TIR round)")
+    max_new_tokens: int = Field(
+        256, ge=1, le=MAX_NEW_TOKENS_LIMIT, description="new tokens per generation call (per TIR round)"
+    )
     max_rounds: int = Field(2, ge=0, description="TIR: code blocks run per answer, at most")
     max_output_chars: int = Field(400, ge=20, description="TIR: characters of a run's output shown")
     timeout_s: float = Field(5.0, gt=0, description="TIR sandbox: wall-clock seconds per code block")
@@ -187,11 +191,17 @@ def tir_batch(
     return [r for r in out if r is not None]
 
 
-def _checked_gold(example: dict[str, Any]) -> None:
+def _checked_gold(example: dict[str, Any], where: str = "") -> None:
     try:
         gold_value(example["gold"])
     except (ValueError, KeyError) as exc:
-        raise LoralabError(f"example {example.get('id', '?')}: {exc}") from None
+        raise LoralabError(f"{where}example {example.get('id', '?')}: {exc}") from None
+
+
+def check_golds(data: Path, examples: Sequence[dict[str, Any]]) -> None:
+    """Before any model loads: every example's gold answer must hold a number (the error names the file)."""
+    for i, example in enumerate(examples, 1):
+        _checked_gold({"id": f"#{i}", **example}, f"{data}: ")
 
 
 def evaluate_gsm(

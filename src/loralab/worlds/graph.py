@@ -50,7 +50,7 @@ from loralab.worlds.card import write_dataset
 from loralab.worlds.entities import Kind, fake_names
 from loralab.worlds.graph_templates import GRAPH_RELATIONS
 from loralab.worlds.templates import RELATIONS, TEMPLATES_PER_RELATION, Relation
-from loralab.worlds.twohop import COT_PREFIX, cot_steps, template_split
+from loralab.worlds.twohop import COT_PREFIX, MAX_UNITS, MAX_UNITS_WHY, cot_steps, template_split
 
 GENERATOR_VERSION = "graph-1"
 GRAPH_VARIANTS: tuple[str, ...] = ("shared", "disjoint")
@@ -154,8 +154,8 @@ class Graph:
 
 def disjoint_graph(paths: int, seed: int = 0) -> Graph:
     """`paths` separate paths u1 -> u2 -> u3 for each of the six compositions; no entity in two paths."""
-    if paths < 1:
-        raise ValueError(f"paths must be positive, not {paths}")
+    if not 1 <= paths <= MAX_UNITS:
+        raise ValueError(f"paths must be between 1 and {MAX_UNITS:,} ({MAX_UNITS_WHY}), not {paths}")
     comps = (HELD_OUT, *TRAINING)
     n = len(comps) * paths
     people = graph_names(2 * n, "person", seed)
@@ -178,6 +178,8 @@ def shared_graph(n1: int, n2: int, n3: int, seed: int = 0) -> Graph:
     two different u3, and a u1's six composed answers all differ."""
     if n1 < 1 or n2 < len(FIRST_HOPS) or n3 < len(FIRST_HOPS) * len(SECOND_HOPS):
         raise ValueError(f"a shared graph needs |U1| >= 1, |U2| >= 3 and |U3| >= 6, not {n1}, {n2}, {n3}")
+    if max(n1, n2, n3) > MAX_UNITS:
+        raise ValueError(f"each of |U1|, |U2|, |U3| must be at most {MAX_UNITS:,} ({MAX_UNITS_WHY})")
     people = graph_names(n1 + n2, "person", seed)
     u1, u2, u3 = people[:n1], people[n1:], graph_names(n3, "city", seed, avoid=people)
     rng = random.Random(f"graph-shared-{seed}")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loralab.artifacts import META, read_json_object
 from loralab.errors import LoralabError
 from loralab.worlds import exposure
 from loralab.worlds.card import read_card, split_of
@@ -113,7 +114,18 @@ def _load(folder: Path, kind: str) -> tuple[dict[str, Rows], Check]:
 
 
 def _card_check(folder: Path, card: dict[str, Any], files: dict[str, Rows]) -> Check:
-    check = Check("card", f"{folder / 'card.json'} lists every file and its row count")
+    check = Check("card", f"{folder / 'card.json'} lists every file and its row count; meta.json is whole")
+    meta = folder / META
+    if meta.is_file():  # provenance, and what tells --overwrite the folder is loralab's
+        try:
+            kind = read_json_object(meta).get("kind")
+        except LoralabError as exc:
+            check.problems.append(str(exc))
+        else:
+            if kind not in ("dataset", "subset"):  # subset: a run's half of a dataset (Table 10)
+                check.problems.append(
+                    f"{meta}: kind {kind!r}, not a dataset's (damaged? it is written by loralab)"
+                )
     listed = card.get("files", {})
     present = {p.name for p in folder.glob("*.jsonl")}
     for name in sorted(set(listed) | present):
