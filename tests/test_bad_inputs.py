@@ -704,3 +704,185 @@ def test_wrong_kinds_of_files_are_named_before_work_starts(
     capsys.readouterr()
     assert run_cli(["data", "validate", str(data), "--base", "test"], monkeypatch) == 2
     assert f"{data / 'meta.json'}: not a JSON object" in capsys.readouterr().out
+
+
+def test_an_outside_review_s_findings_are_one_line_each(
+    world: World, twohop_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What an outside review (2026-12-07) found: each of these was a traceback, a silently wrong result
+    (exit 0) or a run without end; now each is one line naming its flag or file, and writes nothing."""
+    import sqlite3
+
+    other = world.tmp / "in"
+    other.mkdir()
+    foreign = other / "foreign.sqlite"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE cells (id INTEGER, foo TEXT)")
+    con.commit()
+    con.close()
+    long = other / "long.jsonl"
+    long.write_text(json.dumps({"prompt": "word " * 3000, "gold": "x"}) + "\n")
+    flood = other / "flood.py"
+    flood.write_text("print(1)\n")
+    a = str(world.expert)
+    link = world.expert.parent / "link"
+    link.symlink_to(world.expert.name)
+    data = str(world.data)
+    train = str(twohop_dir / "ab.train.jsonl")
+    out = str(world.tmp / "o")
+    cat = ["combine", "--method", "cat_learned", "--expert", a, "--base", "test", "--out", out]
+    arrow = ["eval", "--data", data, "--expert", a, "--method", "arrow", "--opt", "prototype_method=power"]
+    try:
+        for args, needle in (
+            (
+                ["theory", "--seeds", "1", "--entities", "3", "--relations", "2"],
+                "no sampled world holds a chain",
+            ),
+            (["theory", "--entities", "1000000000"], "--entities 1000000000: with these relations"),
+            (
+                ["combine", "--method", "linear", "--expert", a, "--expert", str(link), "--out", out],
+                f"--expert {link}: the same expert is given twice (as {a} and {link})",
+            ),
+            (
+                ["combine", "--method", "uniform", "--expert", a, "--expert", a + "/", "--out", out],
+                "given twice",
+            ),
+            (
+                ["eval", "--data", data, "--base", "test", "--method", "arrow"],
+                "--method arrow: combines experts, and no --expert is given",
+            ),
+            (
+                ["eval", "--data", data, "--expert", a, "--method", "base"],
+                "--method base: evaluates the base alone",
+            ),
+            ([*cat, "--opt", f"data={train}", "--opt", "lr=1e30"], "--opt lr=1e+30: must be in (0, 10]"),
+            ([*arrow, "--opt", "iters=100000000"], "--opt iters=100000000: must be in [1, 10000]"),
+            (
+                ["report", str(foreign)],
+                f"{foreign}: not a loralab results database (its cells table lacks run",
+            ),
+            (["report", "/dev/null"], "/dev/null: not a regular file"),
+            (
+                ["sandbox", "run", str(flood), "--output-kb", "99999999999"],
+                "--output-kb 99999999999: must be",
+            ),
+            (["eval", "--data", str(long), "--base", "test"], f"{long}: example #1: its prompt is"),
+            (
+                ["train", "--base", "test", "--data", train, "--max-len", "100000", "--out", out],
+                "--max-len 100000:",
+            ),
+            (["probe", "familiarity", "--base", ""], "--base '': name a base"),
+            ([*arrow, "--opt", "top_k=1", "--opt", "top_k=2"], "--opt top_k=2: top_k is given twice"),
+        ):
+            _expect_one_error(args, needle, world, monkeypatch, capsys)
+    finally:
+        link.unlink()
+    assert not foreign.read_bytes().count(b"key TEXT"), "a foreign database was changed"
+
+
+def test_a_merge_that_overflows_is_refused(world: World) -> None:
+    from loralab.combination import merge
+    from loralab.errors import LoralabError
+
+    with pytest.raises(LoralabError, match=r"--method linear: the merged weights of .* hold NaN or Inf"):
+        merge([world.expert, world.expert], "linear", weights=[1e308, 1e308])
+    finite = merge([world.expert, world.expert], "linear", weights=[1.0, 1.0])
+    assert all(torch.isfinite(finite.delta(m)).all() for m in finite.modules)
+
+
+def test_library_ls_reads_the_folder_not_a_stale_index(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = world.tmp / "lib"
+    lib.mkdir()
+    for name in ("A-B", "B-C"):
+        shutil.copytree(world.expert, lib / name)
+    for index in ("[]", "{}", '{"experts": 5}', '{"experts": [{"name": "gone"}]}'):
+        (lib / "index.json").write_text(index)
+        capsys.readouterr()
+        assert run_cli(["library", "ls", str(lib)], monkeypatch) == 0
+        shown = capsys.readouterr().out
+        assert "A-B" in shown and "B-C" in shown and "gone" not in shown
+    shutil.rmtree(lib / "B-C")
+    capsys.readouterr()
+    assert run_cli(["library", "ls", str(lib)], monkeypatch) == 0
+    assert "B-C" not in capsys.readouterr().out
+
+
+def test_a_damaged_run_meta_is_one_line(tmp_path: Path) -> None:
+    from loralab.errors import LoralabError
+    from loralab.experiments.plan import read_run_meta
+
+    assert read_run_meta(tmp_path) == {}
+    for sessions in ('"x"', "[1]", '[{"seconds": "abc"}]', '[{"seconds": true}]'):
+        (tmp_path / "meta.json").write_text(f'{{"sessions": {sessions}}}')
+        with pytest.raises(LoralabError, match="not a run's metadata"):
+            read_run_meta(tmp_path)
+    (tmp_path / "meta.json").write_text('{"sessions": [{"seconds": 2.5}, {"started": "now"}]}')
+    assert len(read_run_meta(tmp_path)["sessions"]) == 2
+
+
+def test_a_rerun_that_would_drop_seeds_or_grid_points_says_so(tmp_path: Path) -> None:
+    """Resuming `--seeds 0,1,2` without `--seeds` rewrote the plan with seed 0 alone: status and report lost
+    the other seeds without a word."""
+    from types import SimpleNamespace
+
+    from loralab.errors import LoralabError
+    from loralab.experiments.runner import check_not_narrowed
+
+    def cells(*records: dict[str, object]) -> list[SimpleNamespace]:
+        return [SimpleNamespace(record=r) for r in records]
+
+    old = [{"seed": s, "point": {"datasets.d.variant": v}} for s in (0, 1, 2) for v in ("FF", "RR")]
+    (tmp_path / "plan.json").write_text(json.dumps({"cells": [{"record": r} for r in old]}))
+    check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old)))  # the same plan: fine
+    check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old, {"seed": 3, "point": {}})))  # more
+    with pytest.raises(LoralabError, match=r"seed\(s\) 1, 2, .*pass --seeds 0,1,2 to resume it"):
+        check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old[:2])))
+    with pytest.raises(LoralabError, match=r"grid point\(s\) datasets.d.variant=RR"):
+        check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old[::2])))
+
+
+def test_a_spec_expert_s_bad_lora_setting_is_named_by_its_key(
+    tiny_base: Path, twohop_dir: Path, tmp_path: Path
+) -> None:
+    from loralab.errors import LoralabError
+    from loralab.experts.config import ExpertConfig
+    from loralab.experts.train import train_expert
+
+    with pytest.raises(LoralabError, match=r"^experts\.ab\.lora\.r 40: larger than"):
+        train_expert(
+            tiny_base,
+            [twohop_dir / "ab.train.jsonl"],
+            tmp_path / "e",
+            ExpertConfig(r=40, epochs=1),
+            option=lambda field: f"experts.ab.lora.{field}",
+        )
+    assert not (tmp_path / "e").exists()
+
+
+def test_artifacts_get_the_modes_a_plain_write_would(trained_expert: Path, tmp_path: Path) -> None:
+    """Atomic writes create private temp files (0600, 0700); a library others read needs the umask's modes."""
+    from loralab.artifacts import UMASK, write_json
+
+    assert trained_expert.stat().st_mode & 0o777 == 0o777 & ~UMASK
+    for f in trained_expert.iterdir():
+        assert f.stat().st_mode & 0o777 == 0o666 & ~UMASK, f
+    write_json(tmp_path / "x.json", {})
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~UMASK
+
+
+def test_a_library_that_is_not_a_list_or_repeats_an_expert_is_one_line(tmp_path: Path) -> None:
+    from loralab.experiments.spec import check_spec
+
+    text = (SPECS / "tiny-grid.yaml").read_text()
+    assert "  2-combination: [ab, bc]\n" in text
+    for library, needle in (
+        ("ab", "libraries: 2-combination: expected a list of experts"),
+        ("[ab, ab]", "libraries: 2-combination: expert ab is listed twice"),
+        ("{experts: [bc, bc]}", "libraries: 2-combination: expert bc is listed twice"),
+    ):
+        spec = tmp_path / "s.yaml"
+        spec.write_text(text.replace("  2-combination: [ab, bc]\n", f"  2-combination: {library}\n"))
+        _, problems = check_spec(spec)
+        assert len(problems) == 1 and needle in problems[0], problems

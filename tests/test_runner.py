@@ -9,7 +9,11 @@ two cells, each expert alone on its 8 held-out one-hop questions (one batch each
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +209,31 @@ def test_library_methods_and_triplet_halves(tiny_base: Path, tmp_path: Path) -> 
     assert [r["n"] for r in rows] == [4, 4, 4, 4, 4]  # 2 triplets x 2 held-out templates
     assert all(r["metrics"]["retained_ab"].n == 4 for r in rows[:4]) and rows[3]["metrics"]["twohop"].n == 0
     assert rows[1]["config"]["cell"]["options"]["data"]["triplets"] == "first-half"
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_ctrl_c_stops_a_run_while_a_job_is_running(executor: str, tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) while an expert trains stops the run at once with status 130, under either executor
+    (under Ray, `ray.shutdown` takes the stalled worker down with the driver)."""
+    if executor == "ray":
+        pytest.importorskip("ray", reason="Ray is not installed (pip install 'loralab[ray]')")
+    flag = tmp_path / "stalled"
+    env = {**os.environ, "LORALAB_STALL_AT": "train-step:1", "LORALAB_STALL_FILE": str(flag)}
+    env.pop("LORALAB_KILL_AT", None)
+    cmd = [sys.executable, "-m", "loralab.cli", "run", str(SPEC), "--scale", "test", "--no-probe"]
+    cmd += ["--workdir", str(tmp_path / "w"), "--executor", executor]
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not flag.exists():  # an expert's first step has run and its job now sleeps
+            assert child.poll() is None and time.monotonic() < deadline, child.stderr and child.stderr.read()
+            time.sleep(0.2)
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=60)
+        assert code == 130, child.stderr and child.stderr.read()
+        assert time.monotonic() - sent < 30
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -62,6 +62,23 @@ def provenance() -> dict[str, Any]:
     }
 
 
+# The process's umask, read once at import (reading it means setting it): the temp files and folders that
+# atomic writes rename into place are created private (0600, 0700), and get the modes a plain write would
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
+def _shareable(path: Path) -> None:
+    """Give `path` (and, for a folder, all it holds) the modes a plain `open`/`mkdir` would have given it."""
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~UMASK)
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o777 & ~UMASK)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o666 & ~UMASK)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +86,7 @@ def write_json(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
+    _shareable(Path(tmp))
     os.replace(tmp, path)
 
 
@@ -168,13 +186,15 @@ diagnoses, audits): a folder with none of them is not one, and is never replaced
 
 
 def check_loralab_folder(folder: Path) -> None:
-    """Fail unless replacing `folder` whole can only destroy what loralab wrote: it is empty or holds one of
-    `MARKERS` at its top, and it does not hold the current working folder."""
+    """Fail unless replacing `folder` whole can only destroy what loralab wrote: it is empty, holds one of
+    `MARKERS` at its top or is a base in loralab's cache, and it does not hold the current working folder."""
     folder = Path(folder)
     here = Path.cwd().resolve()
     target = folder.resolve()
     if here == target or here.is_relative_to(target):
         raise LoralabError(f"{folder}: holds the current folder; replacing it would delete it")
+    if target.parent == (cache_dir() / "bases").resolve():
+        return  # a base in loralab's own cache, however damaged (a build killed before its meta.json)
     if folder.is_dir():
         names = {p.name for p in folder.iterdir()}
         if names and not names & MARKERS:
@@ -203,6 +223,7 @@ def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _shareable(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

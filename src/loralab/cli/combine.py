@@ -101,10 +101,20 @@ def eval_cmd(
     from loralab.report.table import rich_table
     from loralab.worlds.jsonl import read_jsonl
 
-    experts = expert or []
+    experts = expand_experts(expert or [])
     options = parse_options(opt or [])
+    spec = get_method(method)
     if experts:
-        options = coerce_options(get_method(method), options)  # ranges checked before anything is loaded
+        options = coerce_options(spec, options)  # ranges checked before anything is loaded
+        if method == "base":
+            raise LoralabError("--method base: evaluates the base alone; give no --expert")
+    elif (
+        method not in ("uniform", "base") or options
+    ):  # uniform is the default; without experts nothing is combined
+        given = f"--method {method}" if method != "uniform" else f"--opt {(opt or [''])[0]}"
+        raise LoralabError(
+            f"{given}: combines experts, and no --expert is given (without one, eval scores the base)"
+        )
     positive("--max-new-tokens", max_new_tokens, MAX_NEW_TOKENS_LIMIT)
     positive("--batch-size", batch_size)
     check_output(workdir, "--workdir")

@@ -70,6 +70,8 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise LoralabError(f"--opt {pair}: expected key=value")
+        if key in out:
+            raise LoralabError(f"--opt {pair}: {key} is given twice (give each option once)")
         value: Any = raw
         for cast in (int, float):
             try:
@@ -85,7 +87,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 def expand_experts(paths: list[Path]) -> list[Path]:
     """Expert folders; a library folder (no adapter_config.json, but expert subfolders) stands for all of
-    its experts."""
+    its experts. An expert named twice (also through a link or a library) is an error."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir() and not (p / "adapter_config.json").is_file():
@@ -95,6 +97,13 @@ def expand_experts(paths: list[Path]) -> list[Path]:
             out.extend(subs)
         else:
             out.append(p)
+    seen: dict[Path, Path] = {}
+    for p in out:  # the same adapter twice would count it twice (a symlink or ./A-B/ is still A-B)
+        key = p.resolve()
+        if key in seen:
+            also = f" (as {seen[key]} and {p})" if str(seen[key]) != str(p) else ""
+            raise LoralabError(f"--expert {p}: the same expert is given twice{also}")
+        seen[key] = p
     return out
 
 

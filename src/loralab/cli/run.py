@@ -80,8 +80,17 @@ def report_cmd(
     Example: loralab report loralab-work/runs/bridge-ablation.default
     """
     if path.is_dir():
-        if fmt != "table" or run is not None or by_triplet:
-            raise LoralabError("--format, --run, --by-triplet: only with a results database, not a folder")
+        given = [
+            f
+            for f, on in (
+                ("--format", fmt != "table"),
+                ("--run", run is not None),
+                ("--by-triplet", by_triplet),
+            )
+            if on
+        ]
+        if given:
+            raise LoralabError(f"{', '.join(given)}: only with a results database, not a run folder")
         from loralab.report.build import build_report, check_report_folder, write_report
         from loralab.report.paper import paper_rows
 
@@ -106,6 +115,8 @@ def report_cmd(
     if out is not None or digest:
         flag = "--out" if out is not None else "--digest"
         raise LoralabError(f"{flag}: only with a run folder ({path} is not a folder)")
+    if run is not None and not run.strip():
+        raise LoralabError("--run '': give the name of a run stored in the database")
     _report_db(path, fmt, run, by_triplet)
 
 

@@ -39,19 +39,18 @@ def run_cmd(
     if file.is_dir():
         raise LoralabError(f"{file}: a folder, not a Python file")
     if not file.is_file():
-        raise LoralabError(f"{file}: no such file")
+        raise LoralabError(f"{file}: {'not a regular file' if file.exists() else 'no such file'}")
     # upper bounds: a sandbox is for snippets; inf or NaN would wait forever or crash the limit setting
     for flag, value, most in (
         ("--timeout", timeout, 3600),
         ("--memory-mb", memory_mb, 1 << 20),
         ("--cpu-s", cpu_s, 3600),
+        ("--output-kb", output_kb, 1 << 16),  # 64 MiB of each stream, held in memory
     ):
         if not value > 0 or not value <= most:  # NaN fails both
             raise LoralabError(f"{flag} {value}: must be positive and at most {most}")
     if memory_mb < 32:
         raise LoralabError(f"--memory-mb {memory_mb}: a Python interpreter needs at least 32")
-    if output_kb <= 0:
-        raise LoralabError(f"--output-kb {output_kb}: must be positive")
     try:
         code = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

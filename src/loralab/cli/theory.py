@@ -9,6 +9,7 @@ import typer
 
 from loralab.artifacts import check_output
 from loralab.cli.options import Workdir, console
+from loralab.errors import LoralabError
 from loralab.terminal import print_table
 
 
@@ -46,6 +47,11 @@ def theory_cmd(
     with progress() as bar:
         task = bar.add_task(f"worlds (m sweep 2^8..{cfg.sweep[-1]})", total=seeds)
         result = run_lab(cfg, on_world=lambda _: bar.update(task, advance=1))
+    if not any(p.n for p in result.sweep):  # a world this small can lack a chain that really edits
+        raise LoralabError(
+            f"--entities {entities} --relations {relations} --seeds {seeds}: no sampled world holds a chain "
+            "r1(x) := y, r2(y) := z that changes the two-hop answer; give more entities, relations or seeds"
+        )
     print_table(console, rich_table(result), drop=("pred. acc.", "95% CI", "paper"))
     console.print(f"wrote {save_figure(result, out or workdir / 'theory' / 'theory.png')}")
     if json_path is not None:

@@ -129,11 +129,25 @@ def merge(
             extra = {"module": m} if takes_module else {}
             out[m] = spec.fn(_loras(loaded, m), **opts, **extra)
     merged = Merged(method, {**opts, **({"rank": rank} if rank else {})}, out, info=info)
+    _check_finite(merged)
     if rank is not None:
         for m, value in out.items():
             full = value.delta() if isinstance(value, Lora) else value
             merged.modules[m], merged.energy[m] = refactor(full, rank)
     return merged
+
+
+def _check_finite(merged: Merged) -> None:
+    """A merge whose options overflow (`weights=1e308,1e308`; a learned method's lr so large that its loss
+    diverges) is an error here, before it is applied, exported or evaluated as if it were a model."""
+    for module, value in merged.modules.items():
+        parts = [value.A, value.B, torch.tensor(value.scale)] if isinstance(value, Lora) else [value]
+        if not all(bool(torch.isfinite(t).all()) for t in parts):
+            shown = ", ".join(f"{k}={v}" for k, v in merged.options.items() if k not in ("data",))
+            raise LoralabError(
+                f"--method {merged.method}: the merged weights of {module} hold NaN or Inf "
+                f"(options: {shown or 'the defaults'}); smaller weights or learning rate give a finite merge"
+            )
 
 
 def _check_same_modules(experts: list[Expert]) -> None:

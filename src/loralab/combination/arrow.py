@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 
-from loralab.combination.registry import AT_LEAST_1, NOT_NEGATIVE, POSITIVE
+from loralab.combination.registry import AT_LEAST_1, SEED, STEPS, TEMPERATURE
 from loralab.combination.routed import ArrowRouter, Mix
 from loralab.combination.routers import install_routed
 from loralab.errors import LoralabError
@@ -104,10 +104,10 @@ def install_arrow(
     model: Any,
     experts: list[Expert],
     top_k: Annotated[int | None, AT_LEAST_1] = None,
-    temperature: Annotated[float, POSITIVE] = 1.0,
+    temperature: Annotated[float, TEMPERATURE] = 1.0,
     prototype_method: PrototypeMethod = "exact",
-    iters: Annotated[int, AT_LEAST_1] = 15,
-    seed: Annotated[int, NOT_NEGATIVE] = 0,
+    iters: Annotated[int, STEPS] = 15,
+    seed: Annotated[int, SEED] = 0,
     mix: Mix = "output",
     general: list[str] | None = None,
 ) -> Any:
@@ -119,7 +119,12 @@ def install_arrow(
     if general:
         from loralab.experts.library import check_compatible
 
-        gen_experts = [load_expert(p) for p in general]
+        gen_experts = []
+        for p in general:
+            try:
+                gen_experts.append(load_expert(p))
+            except LoralabError as exc:
+                raise LoralabError(f"--opt general={p}: {exc}") from None
         check_compatible(experts + gen_experts, model)
         experts = subtract_general(experts, gen_experts)
     if prototype_method == "exact" and not general:

@@ -9,6 +9,7 @@ descent with the base and the experts frozen; the result is the exact weighted s
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from torch import nn
 
 from loralab.combination.lora import Lora, concat
 from loralab.combination.merges import check_equal_ranks
-from loralab.combination.registry import AT_LEAST_1, NOT_NEGATIVE, POSITIVE
+from loralab.combination.registry import AT_LEAST_1, EPOCHS, LEARNING_RATE, SEED, STEPS
 from loralab.combination.routed import FixedRouter, RoutedLinear
 from loralab.combination.routers import install_routed
 from loralab.errors import LoralabError
@@ -66,10 +67,10 @@ def cat_learned(
     experts: list[Expert],
     tokenizer: Any = None,
     data: str = "",
-    epochs: Annotated[int, AT_LEAST_1] = 3,
-    lr: Annotated[float, POSITIVE] = 0.05,
+    epochs: Annotated[int, EPOCHS] = 3,
+    lr: Annotated[float, LEARNING_RATE] = 0.05,
     batch_size: Annotated[int, AT_LEAST_1] = 16,
-    seed: Annotated[int, NOT_NEGATIVE] = 0,
+    seed: Annotated[int, SEED] = 0,
 ) -> Learned:
     """Per-layer, per-expert weights (from 1) trained on `data`; returns the weighted concatenation per layer."""
     examples = _examples(tokenizer, data)
@@ -100,7 +101,7 @@ def cat_learned(
                     loss.backward()
                     opt.step()
                     opt.zero_grad(set_to_none=True)
-                    losses.append(float(loss))
+                    losses.append(loss.detach().item())
                     bar.update(task, advance=1)
     finally:
         _uninstall(model, modules)
@@ -118,9 +119,9 @@ def lorahub(
     experts: list[Expert],
     tokenizer: Any = None,
     data: str = "",
-    shots: Annotated[int, AT_LEAST_1] = 5,
-    budget: Annotated[int, AT_LEAST_1] = 40,
-    seed: Annotated[int, NOT_NEGATIVE] = 0,
+    shots: Annotated[int, STEPS] = 5,
+    budget: Annotated[int, STEPS] = 40,
+    seed: Annotated[int, SEED] = 0,
 ) -> Learned:
     """One weight per expert found by NGOpt; merged in factor space: (sum w_e B_e)(sum w_e s_e A_e)."""
     import nevergrad as ng
@@ -155,7 +156,9 @@ def lorahub(
     optimizer = ng.optimizers.NGOpt(parametrization=param, budget=budget)
     best = float("inf")
     try:
-        with progress() as bar:
+        with progress() as bar, warnings.catch_warnings():
+            # NGOpt may pick scipy's COBYLA, which warns about its own step sizes on every run (not ours to fix)
+            warnings.filterwarnings("ignore", message=".*RHOEND.*")
             task = bar.add_task("LoraHub search", total=budget)
             for _ in range(budget):
                 cand = optimizer.ask()

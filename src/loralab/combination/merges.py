@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import torch
 
 from loralab.combination.lora import Lora, concat
-from loralab.combination.registry import FRACTION, NOT_NEGATIVE
+from loralab.combination.registry import FRACTION, SEED
 from loralab.errors import LoralabError
 
 Sparsify = Literal["none", "magnitude", "random"]
@@ -126,7 +126,7 @@ def sparse_merge(
     sparsify: Sparsify,
     density: float,
     elect: Elect | None,
-    seed: Annotated[int, NOT_NEGATIVE] = 0,
+    seed: Annotated[int, SEED] = 0,
     module: str = "",
 ) -> torch.Tensor:
     """sum_e w_e sparsify(T_e), or with `elect`: the disjoint mean over the entries that agree with the
@@ -229,7 +229,7 @@ def dare_linear(
     experts: Sequence[Lora],
     weights: list[float] | None = None,
     density: Annotated[float, FRACTION] = 0.5,
-    seed: Annotated[int, NOT_NEGATIVE] = 0,
+    seed: Annotated[int, SEED] = 0,
     module: str = "",
 ) -> torch.Tensor:
     """DARE on the deltas: drop entries with probability 1 - density, rescale by 1/density, weighted sum."""
@@ -242,7 +242,7 @@ def dare_ties(
     weights: list[float] | None = None,
     density: Annotated[float, FRACTION] = 0.5,
     elect: Elect = "total",
-    seed: Annotated[int, NOT_NEGATIVE] = 0,
+    seed: Annotated[int, SEED] = 0,
     lam: float = 1.0,
     module: str = "",
 ) -> torch.Tensor:

@@ -81,6 +81,12 @@ POSITIVE = Range(0, low_open=True)
 AT_LEAST_1 = Range(1)
 NOT_NEGATIVE = Range(0)
 FRACTION = Range(0, 1, low_open=True)
+# upper bounds too, so that a typo is one line, not a run of days or an overflow
+SEED = Range(0, 2**32 - 1)
+EPOCHS = Range(1, 1000)
+LEARNING_RATE = Range(0, 10, low_open=True)
+STEPS = Range(1, 10_000)
+TEMPERATURE = Range(1e-4, 1e4)
 """The ranges the methods use (a method may declare its own `Range`)."""
 
 

@@ -41,7 +41,9 @@ def oracle(model: Any, experts: list[Expert], expert: str = "") -> Any:
     if not expert and len(experts) == 1:
         chosen = experts
     elif not expert:
-        raise LoralabError(f"--method oracle: name one expert with --opt expert=NAME ({', '.join(names)})")
+        raise LoralabError(
+            f"--method oracle: name one expert with --opt expert=NAME ({', '.join(sorted(set(names)))})"
+        )
     if not chosen:
         raise LoralabError(f"--opt expert={expert}: not among the experts ({', '.join(sorted(set(names)))})")
     with torch.no_grad():

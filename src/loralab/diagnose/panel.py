@@ -166,7 +166,6 @@ def write_diagnostics(result: dict[str, Any], out: Path | str, overwrite: bool =
     out = Path(out)
     check_replaceable(out, "--out", OUTPUTS, "a diagnosis")
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        tmp.chmod(0o755)
         write_json(tmp / DIAGNOSTICS, {**result, "provenance": provenance()})
         (tmp / PAGE).write_text(render_html(result))
     return out

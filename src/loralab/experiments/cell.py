@@ -8,6 +8,7 @@ from typing import Any
 
 from loralab.artifacts import read_json
 from loralab.combination import combine
+from loralab.errors import LoralabError
 from loralab.evaluation import Evaluation
 from loralab.evaluation.evaluators import EVALUATORS, EvalSettings
 from loralab.experiments.store import add_cell, connect
@@ -72,6 +73,22 @@ def store_one(db: Path | str, cell: dict[str, Any], rows: list[dict[str, Any]]) 
         con.close()
 
 
+def check_prompt_lengths(
+    data: Path, examples: Sequence[dict[str, Any]], tokenizer: Any, context: int | None
+) -> None:
+    """A prompt longer than the base's context cannot be answered (the model was never run at those
+    positions): one line naming the file and the example, before any generation."""
+    if not context:
+        return
+    for i, ex in enumerate(examples, 1):
+        n = len(tokenizer(ex["prompt"])["input_ids"])
+        if n >= context:
+            raise LoralabError(
+                f"{data}: example {ex.get('id', f'#{i}')}: its prompt is {n:,} tokens, beyond the base's "
+                f"context of {context:,}"
+            )
+
+
 def evaluate_cell(
     base: str | Path,
     data: Path | str,
@@ -99,6 +116,7 @@ def evaluate_cell(
     EVALUATORS[evaluator].check(data, examples)
     base_path = resolve_base(base)
     model, tokenizer = load_base(base_path, device=device)
+    check_prompt_lengths(data, examples, tokenizer, getattr(model.config, "max_position_embeddings", None))
     if experts:
         loaded = [load_expert(e, check_finite=check_finite) for e in experts]
         model = combine(model, loaded, method or "uniform", **(options or {}))

@@ -419,7 +419,13 @@ def train_job(job: ExpertJob, threads: int | None = None) -> Path:
 
         torch.set_num_threads(threads)
     return train_expert(
-        job.base, list(job.files), job.path, ExpertConfig(**job.config), job.name, overwrite=True
+        job.base,
+        list(job.files),
+        job.path,
+        ExpertConfig(**job.config),
+        job.name,
+        overwrite=True,
+        option=lambda field: f"experts.{job.name}.lora.{field}",
     )
 
 
@@ -531,6 +537,30 @@ def cell_where(job: CellJob) -> str:
     point = job.record.get("point") or {}
     parts = [str(v) for v in point.values()] + [f"seed {job.record['seed']}"]
     return ", ".join(parts)
+
+
+def read_run_meta(folder: Path) -> dict[str, Any]:
+    """A run folder's meta.json ({} when there is none): an object whose `sessions` is a list of objects, each
+    with a number of `seconds` once the session ended. Anything else is a one-line error naming the file."""
+    path = Path(folder) / META
+    if not path.is_file():
+        return {}
+    meta = read_json_object(path)
+    sessions = meta.setdefault("sessions", [])
+    fine = isinstance(sessions, list) and all(
+        isinstance(s, dict)
+        and (
+            "seconds" not in s
+            or (isinstance(s["seconds"], int | float) and not isinstance(s["seconds"], bool))
+        )
+        for s in sessions
+    )
+    if not fine:
+        raise LoralabError(
+            f"{path}: not a run's metadata (sessions must be a list of objects with numeric seconds); "
+            "delete it to rerun (results are kept)"
+        )
+    return meta
 
 
 def load_plan(folder: Path) -> Plan:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +40,7 @@ from loralab.experiments.plan import (
     evaluate_job,
     load_plan,
     plan,
+    read_run_meta,
     stale_diagnostics,
     store_cell,
     stored,
@@ -83,6 +85,37 @@ def _familiarity(base: str) -> Any:
     return probes.familiarity_summary(base)
 
 
+def check_not_narrowed(p: Plan) -> None:
+    """A rerun that asks for fewer seeds or grid points than the run folder's plan holds would rewrite the
+    plan, and its status and report would quietly lose the others (a resume that forgot `--seeds 0,1,2`):
+    that is an error naming what would be dropped. Narrowing on purpose: delete plan.json first."""
+    path = p.folder / "plan.json"
+    if not path.is_file():
+        return
+    try:
+        before = [c["record"] for c in read_json_object(path).get("cells", [])]
+        seeds = {r["seed"] for r in before}
+        points = {json.dumps(r.get("point", {}), sort_keys=True) for r in before}
+    except (LoralabError, TypeError, KeyError):
+        return  # a damaged or older plan is replaced (load_plan says what is wrong with it if asked)
+    now = [c.record for c in p.cells]
+    lost_seeds = sorted(seeds - {r["seed"] for r in now})
+    lost_points = sorted(points - {json.dumps(r.get("point", {}), sort_keys=True) for r in now})
+    if not (lost_seeds or lost_points):
+        return
+    if lost_seeds:
+        dropped = f"seed(s) {', '.join(map(str, lost_seeds))}"
+        fix = f"pass --seeds {','.join(map(str, sorted(seeds)))} to resume it"
+    else:
+        shown = "; ".join(", ".join(f"{k}={v}" for k, v in json.loads(x).items()) for x in lost_points[:3])
+        dropped = f"grid point(s) {shown}{' ...' if len(lost_points) > 3 else ''}"
+        fix = "run without --only (or with the same --only) to resume it"
+    raise LoralabError(
+        f"{p.folder}: its plan also holds {dropped}, which this run would drop from the plan, status and "
+        f"report (their results stay stored); {fix}, or delete {path.name} there to narrow it on purpose"
+    )
+
+
 def run(
     spec: ExperimentSpec,
     workdir: Path,
@@ -117,14 +150,11 @@ def run(
             lambda d: console.print(f"  building dataset {d.path.name}"),
             lambda line: console.print(f"  {line}", highlight=False, markup=False),
         )
+        check_not_narrowed(p)
         write_json(p.folder / "spec.json", spec.model_dump())
         write_json(p.folder / "plan.json", p.to_json())
         meta_path = p.folder / META
-        meta = read_json_object(meta_path) if meta_path.is_file() else {"sessions": []}
-        if not isinstance(meta.get("sessions"), list):
-            raise LoralabError(
-                f"{meta_path}: not a run's metadata (no sessions list); delete it to rerun (results are kept)"
-            )
+        meta = read_run_meta(p.folder) or {"sessions": []}
         session: dict[str, Any] = {
             "scale": scale,
             "executor": executor,
@@ -246,8 +276,7 @@ def status(folder: Path) -> dict[str, Any]:
     p = load_plan(folder)
     have = stored(p)
     partial = sorted(t.name for kind in ("datasets", "experts") for t in (p.workdir / kind).glob(".tmp-*"))
-    meta_path = p.folder / META
-    meta = read_json_object(meta_path) if meta_path.is_file() else {}
+    meta = read_run_meta(p.folder)
     return {
         "run": p.run,
         "datasets": [(d.label, d.done()) for d in p.datasets.values()],

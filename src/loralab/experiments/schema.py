@@ -194,6 +194,24 @@ class ExperimentSpec(_Strict):
             )
         return name
 
+    @field_validator("libraries", mode="before")
+    @classmethod
+    def _library_shape(cls, libraries: Any) -> Any:
+        """One clear line for a library that is neither a list nor a mapping (the union's two errors say
+        little), and for an expert listed twice in one library (it would count twice in the combination)."""
+        for name, lib in libraries.items() if isinstance(libraries, dict) else ():
+            if not isinstance(lib, list | dict):
+                raise ValueError(
+                    f"{name}: expected a list of experts ([a, b]) or {{experts: [a, b], methods: [...]}}, "
+                    f"not {lib!r}"
+                )
+            members = lib.get("experts") if isinstance(lib, dict) else lib
+            if isinstance(members, list):
+                twice = sorted({str(m) for m in members if members.count(m) > 1})
+                if twice:
+                    raise ValueError(f"{name}: expert {twice[0]} is listed twice (it would count twice)")
+        return libraries
+
     @field_validator("seeds")
     @classmethod
     def _distinct(cls, seeds: list[int]) -> list[int]:

@@ -69,7 +69,8 @@ def connect(path: Path | str, create: bool = True) -> sqlite3.Connection:
     """Open (and, if `create`, initialise) a results database."""
     path = Path(path)
     if not create and not path.is_file():
-        raise LoralabError(f"{path}: results database not found")
+        why = "not a regular file" if path.exists() and not path.is_dir() else "results database not found"
+        raise LoralabError(f"{path}: {why}")
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path)
@@ -77,6 +78,14 @@ def connect(path: Path | str, create: bool = True) -> sqlite3.Connection:
         if create:
             con.executescript(SCHEMA)
         con.execute("SELECT count(*) FROM cells").fetchone()
+        found = {row[1] for row in con.execute("PRAGMA table_info(cells)")}
+        lacking = [c for c in ("id", *CELL_COLUMNS, "config") if c not in found]
+        if lacking:  # another program's cells table: say so, and change nothing in it
+            con.close()
+            raise LoralabError(
+                f"{path}: not a loralab results database (its cells table lacks {', '.join(lacking[:4])}"
+                f"{', ...' if len(lacking) > 4 else ''})"
+            )
         have = {row[1] for row in con.execute("PRAGMA table_info(examples)")}
         for name, kind in EXAMPLE_EXTRAS.items():
             if have and name not in have:

@@ -248,6 +248,12 @@ def check_compatible(experts: list[Expert], model: Any) -> None:
 
 def write_index(library: Path) -> dict[str, Any]:
     """(Re)write `index.json`: one entry per expert subfolder."""
+    index = {"kind": "library", "experts": _entries(Path(library))}
+    write_json(Path(library) / INDEX, index)
+    return index
+
+
+def _entries(library: Path) -> list[dict[str, Any]]:
     entries = []
     for sub in sorted(p for p in Path(library).iterdir() if (p / ADAPTER_CONFIG).is_file()):
         cfg = read_adapter_config(sub)
@@ -263,15 +269,13 @@ def write_index(library: Path) -> dict[str, Any]:
                 "final_loss": meta.get("final_loss"),
             }
         )
-    index = {"kind": "library", "experts": entries}
-    write_json(Path(library) / INDEX, index)
-    return index
+    return entries
 
 
 def list_library(library: Path | str) -> list[dict[str, Any]]:
-    """The library's experts (from its index, rebuilt if missing)."""
+    """The library's experts, read from its expert subfolders (what `index.json` records when it is current:
+    an index left stale by a deleted expert, or damaged, does not decide what is listed; nothing is written)."""
     library = Path(library)
     if not library.is_dir():
         raise LoralabError(f"{library}: library folder not found")
-    index = read_json(library / INDEX) if (library / INDEX).is_file() else write_index(library)
-    return list(index["experts"])
+    return _entries(library)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,12 @@ from loralab.worlds.jsonl import read_jsonl
 Example = tuple[list[int], list[int]]  # (input ids, labels with -100 on the prompt)
 
 
-def resolve_targets(model: Any, targets: str) -> list[str]:
+def flag(field: str) -> str:
+    """How an `ExpertConfig` field is named to the user of `loralab train`: its flag."""
+    return "--" + field.replace("_", "-")
+
+
+def resolve_targets(model: Any, targets: str, option: Callable[[str], str] = flag) -> list[str]:
     """The module-name suffixes of preset `targets` that this architecture has as linear layers."""
     wanted = TARGET_MODULES[targets]
     found = {
@@ -38,17 +43,19 @@ def resolve_targets(model: Any, targets: str) -> list[str]:
     }
     present = [w for w in wanted if w in found]
     if not present:
-        raise LoralabError(f"--targets {targets}: the base has none of {', '.join(wanted)}")
+        raise LoralabError(f"{option('targets')} {targets}: the base has none of {', '.join(wanted)}")
     return present
 
 
-def check_rank(model: Any, targets: Sequence[str], r: int) -> None:
+def check_rank(model: Any, targets: Sequence[str], r: int, option: Callable[[str], str] = flag) -> None:
     """A rank above a targeted layer's smaller side adds parameters that cannot raise the update's rank."""
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.Linear) and name.rsplit(".", 1)[-1] in targets:
             side = min(mod.in_features, mod.out_features)
             if r > side:
-                raise LoralabError(f"--r {r}: larger than {name}'s smaller side ({side}); use at most {side}")
+                raise LoralabError(
+                    f"{option('r')} {r}: larger than {name}'s smaller side ({side}); use at most {side}"
+                )
 
 
 def attach_lora(model: Any, cfg: ExpertConfig) -> Any:
@@ -71,7 +78,13 @@ def is_builtin_base(model: Any) -> bool:
     return str(getattr(model, "name_or_path", "")).startswith(str(cache_dir() / "bases"))
 
 
-def encode(tokenizer: Any, rows: Sequence[dict[str, Any]], max_len: int, source: str) -> list[Example]:
+def encode(
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    max_len: int,
+    source: str,
+    option: Callable[[str], str] = flag,
+) -> list[Example]:
     """Chat-format each (prompt, answer) and mask the prompt out of the labels."""
     ends = end_text(tokenizer)
     prompts = tokenizer([prompt_text(tokenizer, r["prompt"]) for r in rows], add_special_tokens=False)
@@ -80,7 +93,7 @@ def encode(tokenizer: Any, rows: Sequence[dict[str, Any]], max_len: int, source:
     for i, (p, a) in enumerate(zip(prompts["input_ids"], answers["input_ids"], strict=True)):
         if len(p) + len(a) > max_len:
             raise LoralabError(
-                f"{source}: example {i + 1} has {len(p) + len(a)} tokens > --max-len {max_len}"
+                f"{source}: example {i + 1} has {len(p) + len(a)} tokens > {option('max_len')} {max_len}"
             )
         out.append((p + a, [-100] * len(p) + a))
     return out
@@ -116,10 +129,12 @@ def train_expert(
     config: ExpertConfig | None = None,
     name: str | None = None,
     overwrite: bool = False,
+    option: Callable[[str], str] = flag,
 ) -> Path:
     """Train one LoRA expert on JSONL files of (prompt, answer) and save it as a PEFT adapter + `meta.json`.
 
     `base` is a base preset or imported base name, a model folder or a loaded (model, tokenizer) pair.
+    `option` names a config field in an error (`--max-len` for `loralab train`; a spec gives its key).
     """
     from loralab.models.load import load_base
 
@@ -129,7 +144,12 @@ def train_expert(
         raise LoralabError(f"{out}: already exists (pass --overwrite to replace it)")
     rows = [(str(f), read_jsonl(f)) for f in data]
     model, tokenizer = load_base(base)
-    examples = [ex for src, rs in rows for ex in encode(tokenizer, rs, cfg.max_len, src)]
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context and cfg.max_len > context:  # longer examples would train positions the base never saw
+        raise LoralabError(
+            f"{option('max_len')} {cfg.max_len}: beyond the base's context of {context:,} tokens"
+        )
+    examples = [ex for src, rs in rows for ex in encode(tokenizer, rs, cfg.max_len, src, option)]
     builtin = is_builtin_base(model)
     cfg = cfg.model_copy(
         update={
@@ -137,8 +157,8 @@ def train_expert(
             "epochs": cfg.epochs or (TINY_BASE_EPOCHS if builtin else DEFAULT_EPOCHS),
         }
     )
-    targets = resolve_targets(model, cfg.targets)
-    check_rank(model, targets, cfg.r)
+    targets = resolve_targets(model, cfg.targets, option)
+    check_rank(model, targets, cfg.r, option)
     torch.manual_seed(cfg.seed)
     peft_model = attach_lora(model, cfg)
     losses, seconds, tokens = _fit(peft_model, tokenizer, examples, cfg)

@@ -73,6 +73,8 @@ def resolve_base(base: str | Path) -> Path:
         if not is_imported(base):
             raise LoralabError(f"--base {base}: not imported yet; run `loralab base import {base}`")
         return imported_dir(base)
+    if not str(base).strip():
+        raise LoralabError(f"--base '': name a base ({', '.join(base_names())}) or a model folder")
     path = Path(base)
     if not path.is_dir():
         names = ", ".join(base_names())

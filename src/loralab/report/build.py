@@ -13,9 +13,8 @@ folder renamed when complete.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from loralab.artifacts import META, atomic_dir, check_replaceable, read_json, read_json_object
+from loralab.artifacts import META, atomic_dir, check_replaceable, read_json
 from loralab.experiments.schema import TableSpec
 from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
@@ -42,12 +41,11 @@ def _declared_tables(folder: Path) -> list[TableSpec]:
 
 def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
     """Read a run folder and its results; lay out its tables and draw its figures."""
-    from loralab.experiments.plan import load_plan
+    from loralab.experiments.plan import load_plan, read_run_meta
     from loralab.report.figures import bars, setups_figure
 
     plan = load_plan(folder)
-    meta_path = Path(folder) / META
-    meta: dict[str, Any] = read_json_object(meta_path) if meta_path.is_file() else {}
+    meta = read_run_meta(Path(folder))
     keys = list(dict.fromkeys(c.key for c in plan.cells))
     stored = stored_cells(plan, keys)
     groups = pool(plan, stored)
@@ -108,7 +106,6 @@ def write_report(report: RunReport, out: Path | None = None) -> Path:
     final = Path(out) if out is not None else report.folder / "report"
     check_report_folder(final, "--out" if out is not None else "report folder")
     with atomic_dir(final, overwrite=True) as tmp:
-        tmp.chmod(0o755)  # mkdtemp's 0700 would keep a shared report private
         (tmp / "report.md").write_text(report.markdown())
         (tmp / "report.csv").write_text(report.csv)
         (tmp / "report.json").write_text(report.json())

@@ -60,6 +60,8 @@ class TheoryConfig:
             _bad("entities", self.entities, "must be at least 3 (an edit needs x, y and z)")
         if self.relations < 2:
             _bad("relations", self.relations, "must be at least 2 (a two-hop prompt composes r1 != r2)")
+        if self.n_prompts > 100_000:
+            _bad("entities", self.entities, "with these relations, |X||R|(1+|R|) must be at most 100000")
         if self.m < self.n_prompts:
             _bad(
                 "m", self.m, f"must be at least the number of prompts ({self.n_prompts}) so that W fits them"
@@ -80,8 +82,6 @@ class TheoryConfig:
                 )
         if self.seeds > 10_000:
             _bad("seeds", self.seeds, "must be at most 10000")
-        if self.n_prompts > 100_000:
-            _bad("entities", self.entities, "with these relations, |X||R|(1+|R|) must be at most 100000")
 
     @property
     def n_prompts(self) -> int:
