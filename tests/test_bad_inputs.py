@@ -187,10 +187,10 @@ OPTIONS = [
     ("top_k-zero", "arrow", ["top_k=0"], "--opt top_k=0: must be at least 1"),
     ("top_k-negative", "arrow", ["top_k=-2"], "--opt top_k=-2: must be at least 1"),
     ("top_k-fraction", "arrow", ["top_k=1.5"], "--opt top_k=1.5: expected int"),
-    ("temperature-zero", "arrow", ["temperature=0"], "--opt temperature=0: must be positive"),
+    ("temperature-zero", "arrow", ["temperature=0"], "--opt temperature=0: must be in [0.0001, 10000]"),
     ("temperature-nan", "arrow", ["temperature=nan"], "--opt temperature=nan: must be a finite number"),
-    ("iters-zero", "arrow", ["iters=0"], "--opt iters=0: must be at least 1"),
-    ("seed-negative", "dare_ties", ["seed=-1"], "--opt seed=-1: must be at least 0"),
+    ("iters-zero", "arrow", ["iters=0"], "--opt iters=0: must be in [1, 10000]"),
+    ("seed-negative", "dare_ties", ["seed=-1"], "--opt seed=-1: must be in [0, 4294967295]"),
     ("density-above-1", "ties", ["density=1.5"], "--opt density=1.5: must be in (0, 1]"),
     ("density-zero", "dare_linear", ["density=0"], "--opt density=0: must be in (0, 1]"),
     ("rank-zero", "uniform", ["rank=0"], "--opt rank=0: must be at least 1"),
@@ -222,7 +222,9 @@ def test_option_out_of_range_is_refused_at_parse_time(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     flags = [x for o in opts for x in ("--opt", o)]
-    expert = ["--expert", str(world.expert), "--expert", str(world.expert)]
+    other = world.tmp / "in" / "B-C"  # a second expert (the same one twice is an error of its own)
+    shutil.copytree(world.expert, other)
+    expert = ["--expert", str(world.expert), "--expert", str(other)]
     if command == "combine":
         args = ["combine", "--method", method, *expert, *flags, "--out", str(world.tmp / "out")]
     else:
@@ -266,7 +268,7 @@ def test_option_ranges_hold_for_the_python_api_and_specs(world: World, tmp_path:
     assert problems == [
         f"{spec}:6: methods.0.options.density: must be in (0, 1]",
         f"{spec}:6: methods.1.options.top_k: must be at least 1",
-        f"{spec}:6: methods.1.options.temperature: must be positive",
+        f"{spec}:6: methods.1.options.temperature: must be in [0.0001, 10000]",
     ]
 
 
@@ -722,6 +724,8 @@ def test_an_outside_review_s_findings_are_one_line_each(
     con.close()
     long = other / "long.jsonl"
     long.write_text(json.dumps({"prompt": "word " * 3000, "gold": "x"}) + "\n")
+    long_train = other / "long.train.jsonl"
+    long_train.write_text(json.dumps({"prompt": "word " * 3000, "answer": "x"}) + "\n")
     flood = other / "flood.py"
     flood.write_text("print(1)\n")
     a = str(world.expert)
@@ -762,14 +766,15 @@ def test_an_outside_review_s_findings_are_one_line_each(
                 f"{foreign}: not a loralab results database (its cells table lacks run",
             ),
             (["report", "/dev/null"], "/dev/null: not a regular file"),
+            (["report", str(foreign), "--paper-model", "LLaMA-7B"], "--paper-model: only with a run folder"),
             (
                 ["sandbox", "run", str(flood), "--output-kb", "99999999999"],
                 "--output-kb 99999999999: must be",
             ),
             (["eval", "--data", str(long), "--base", "test"], f"{long}: example #1: its prompt is"),
             (
-                ["train", "--base", "test", "--data", train, "--max-len", "100000", "--out", out],
-                "--max-len 100000:",
+                ["train", "--base", "test", "--data", str(long_train), "--max-len", "100000", "--out", out],
+                f"{long_train}: example 1 has",
             ),
             (["probe", "familiarity", "--base", ""], "--base '': name a base"),
             ([*arrow, "--opt", "top_k=1", "--opt", "top_k=2"], "--opt top_k=2: top_k is given twice"),
@@ -778,6 +783,10 @@ def test_an_outside_review_s_findings_are_one_line_each(
     finally:
         link.unlink()
     assert not foreign.read_bytes().count(b"key TEXT"), "a foreign database was changed"
+    from loralab.cli.run import PAPER_MODEL
+    from loralab.report.paper import DEFAULT_MODEL
+
+    assert PAPER_MODEL == DEFAULT_MODEL
 
 
 def test_a_merge_that_overflows_is_refused(world: World) -> None:
@@ -824,7 +833,7 @@ def test_a_damaged_run_meta_is_one_line(tmp_path: Path) -> None:
 
 def test_a_rerun_that_would_drop_seeds_or_grid_points_says_so(tmp_path: Path) -> None:
     """Resuming `--seeds 0,1,2` without `--seeds` rewrote the plan with seed 0 alone: status and report lost
-    the other seeds without a word."""
+    the other seeds without a word. A plan from the spec as written is the spec's to change."""
     from types import SimpleNamespace
 
     from loralab.errors import LoralabError
@@ -834,10 +843,17 @@ def test_a_rerun_that_would_drop_seeds_or_grid_points_says_so(tmp_path: Path) ->
         return [SimpleNamespace(record=r) for r in records]
 
     old = [{"seed": s, "point": {"datasets.d.variant": v}} for s in (0, 1, 2) for v in ("FF", "RR")]
-    (tmp_path / "plan.json").write_text(json.dumps({"cells": [{"record": r} for r in old]}))
+    plan = {"cells": [{"record": r} for r in old]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    check_not_narrowed(
+        SimpleNamespace(folder=tmp_path, cells=cells(*old[:1]))
+    )  # the spec as written: replans
+    (tmp_path / "plan.json").write_text(json.dumps({**plan, "overrides": ["--seeds 0,1,2"]}))
     check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old)))  # the same plan: fine
     check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old, {"seed": 3, "point": {}})))  # more
-    with pytest.raises(LoralabError, match=r"seed\(s\) 1, 2, .*pass --seeds 0,1,2 to resume it"):
+    with pytest.raises(
+        LoralabError, match=r"was run with --seeds 0,1,2; .*seed\(s\) 1, 2, .*pass --seeds 0,1,2"
+    ):
         check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old[:2])))
     with pytest.raises(LoralabError, match=r"grid point\(s\) datasets.d.variant=RR"):
         check_not_narrowed(SimpleNamespace(folder=tmp_path, cells=cells(*old[::2])))

@@ -68,7 +68,7 @@ UMASK = os.umask(0o022)
 os.umask(UMASK)
 
 
-def _shareable(path: Path) -> None:
+def shareable(path: Path) -> None:
     """Give `path` (and, for a folder, all it holds) the modes a plain `open`/`mkdir` would have given it."""
     path.chmod((0o777 if path.is_dir() else 0o666) & ~UMASK)
     if path.is_dir():
@@ -86,7 +86,7 @@ def write_json(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
-    _shareable(Path(tmp))
+    shareable(Path(tmp))
     os.replace(tmp, path)
 
 
@@ -223,7 +223,7 @@ def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _shareable(tmp)
+    shareable(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

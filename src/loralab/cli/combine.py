@@ -101,9 +101,9 @@ def eval_cmd(
     from loralab.report.table import rich_table
     from loralab.worlds.jsonl import read_jsonl
 
-    experts = expand_experts(expert or [])
-    options = parse_options(opt or [])
     spec = get_method(method)
+    options = parse_options(opt or [])
+    experts = expand_experts(expert or [])
     if experts:
         options = coerce_options(spec, options)  # ranges checked before anything is loaded
         if method == "base":

@@ -14,6 +14,8 @@ from loralab.cli.options import RESULT_DROP, Scale, Workdir, console, error_line
 from loralab.errors import LoralabError, did_you_mean
 from loralab.terminal import print_table
 
+PAPER_MODEL = "Qwen2.5-3B-Instruct"  # `report --paper-model`'s default (`loralab.report.paper.DEFAULT_MODEL`)
+
 
 def check_workdir(workdir: Path) -> None:
     """A workdir must be writable, and what loralab keeps in it, if there, of the right kind: a file named
@@ -59,7 +61,7 @@ def report_cmd(
     ] = None,
     paper_model: Annotated[
         str, typer.Option(help="run folder: the paper's model whose numbers stand beside ours")
-    ] = "Qwen2.5-3B-Instruct",
+    ] = PAPER_MODEL,
     fmt: Annotated[str, typer.Option("--format", help="database: table, markdown or csv")] = "table",
     run: Annotated[str | None, typer.Option(help="database: only this run")] = None,
     by_triplet: Annotated[
@@ -112,8 +114,8 @@ def report_cmd(
         files = ", ".join(built.files())
         console.print(f"{built.progress()}; wrote {written} ({files})", highlight=False, markup=False)
         return
-    if out is not None or digest:
-        flag = "--out" if out is not None else "--digest"
+    if out is not None or digest or paper_model != PAPER_MODEL:
+        flag = "--out" if out is not None else "--digest" if digest else "--paper-model"
         raise LoralabError(f"{flag}: only with a run folder ({path} is not a folder)")
     if run is not None and not run.strip():
         raise LoralabError("--run '': give the name of a run stored in the database")
@@ -266,7 +268,10 @@ def run_cmd(
     levels = {"cheap": CHEAP, "full": PARTS, "none": ()}
     if diagnostics not in levels:
         raise LoralabError(f"--diagnostics {diagnostics}: choose cheap, full or none")
-    plan = run(loaded, workdir, scale, executor, address, console, probe, str(spec), levels[diagnostics])
+    overrides = ([f"--seeds {seeds}"] if seeds is not None else []) + [f"--only {o}" for o in only or []]
+    plan = run(
+        loaded, workdir, scale, executor, address, console, probe, str(spec), levels[diagnostics], overrides
+    )
     console.print(f"report: loralab report {plan.folder}", highlight=False)
 
 

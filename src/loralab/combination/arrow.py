@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 
+from loralab.artifacts import shareable
 from loralab.combination.registry import AT_LEAST_1, SEED, STEPS, TEMPERATURE
 from loralab.combination.routed import ArrowRouter, Mix
 from loralab.combination.routers import install_routed
@@ -75,6 +76,7 @@ def prototypes(expert: Expert) -> dict[str, torch.Tensor]:
     tmp = cache.with_name(f".{cache.name}.tmp")
     try:
         save_file({**protos, "__stamp__": torch.tensor(stamp)}, str(tmp))
+        shareable(tmp)
         os.replace(tmp, cache)
     except OSError:  # a read-only library still works, just without the cache
         tmp.unlink(missing_ok=True)

@@ -58,14 +58,15 @@ class Range:
     high_open: bool = False
 
     def __str__(self) -> str:
+        low, high = _num(self.low), _num(self.high)
         if self.low is not None and self.high is not None:
-            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
         if self.low is not None:
             if self.low == 0 and self.low_open:
                 return "positive"
-            return f"{'above' if self.low_open else 'at least'} {self.low:g}"
+            return f"{'above' if self.low_open else 'at least'} {low}"
         if self.high is not None:
-            return f"{'below' if self.high_open else 'at most'} {self.high:g}"
+            return f"{'below' if self.high_open else 'at most'} {high}"
         return "finite"
 
     def admits(self, value: float) -> bool:
@@ -74,6 +75,13 @@ class Range:
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
         return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+
+def _num(value: float | None) -> str:
+    """A bound as written: integers whole (4294967295, not 4.29497e+09), others short (0.0001)."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 FINITE = Range()

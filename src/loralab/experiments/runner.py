@@ -86,14 +86,18 @@ def _familiarity(base: str) -> Any:
 
 
 def check_not_narrowed(p: Plan) -> None:
-    """A rerun that asks for fewer seeds or grid points than the run folder's plan holds would rewrite the
-    plan, and its status and report would quietly lose the others (a resume that forgot `--seeds 0,1,2`):
-    that is an error naming what would be dropped. Narrowing on purpose: delete plan.json first."""
+    """A rerun that drops seeds or grid points that an earlier run of the folder asked for with `--seeds` or
+    `--only` would rewrite the plan, and its status and report would quietly lose them (a resume that forgot
+    `--seeds 0,1,2`): that is an error naming what would be dropped. (A spec edited to fewer seeds is the
+    spec's say and replans.) Narrowing on purpose: delete plan.json first."""
     path = p.folder / "plan.json"
     if not path.is_file():
         return
     try:
-        before = [c["record"] for c in read_json_object(path).get("cells", [])]
+        stored = read_json_object(path)
+        if not stored.get("overrides"):
+            return
+        before = [c["record"] for c in stored.get("cells", [])]
         seeds = {r["seed"] for r in before}
         points = {json.dumps(r.get("point", {}), sort_keys=True) for r in before}
     except (LoralabError, TypeError, KeyError):
@@ -110,9 +114,11 @@ def check_not_narrowed(p: Plan) -> None:
         shown = "; ".join(", ".join(f"{k}={v}" for k, v in json.loads(x).items()) for x in lost_points[:3])
         dropped = f"grid point(s) {shown}{' ...' if len(lost_points) > 3 else ''}"
         fix = "run without --only (or with the same --only) to resume it"
+    asked = " ".join(stored["overrides"])
     raise LoralabError(
-        f"{p.folder}: its plan also holds {dropped}, which this run would drop from the plan, status and "
-        f"report (their results stay stored); {fix}, or delete {path.name} there to narrow it on purpose"
+        f"{p.folder}: was run with {asked}; its plan also holds {dropped}, which this run would drop from the "
+        f"plan, status and report (their results stay stored); {fix}, or delete {path.name} there to narrow "
+        "it on purpose"
     )
 
 
@@ -126,13 +132,15 @@ def run(
     probe: bool = True,
     spec_path: str | None = None,
     diagnostics: Sequence[str] = ("routing", "geometry"),
+    overrides: Sequence[str] = (),
 ) -> Plan:
     """Run (or resume) every missing job of the spec (already resized for `scale`, which names the run
     folder); return the plan (results are in `plan.db`). With
     `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached).
     `diagnostics`: the parts of `loralab.diagnose` measured per evaluated cell (either executor), kept in
     WORKDIR/diagnostics/CELL_KEY/; then for the stored cells whose diagnostics are missing or older
-    (`rediagnose`)."""
+    (`rediagnose`). `overrides` (`--seeds ...`, `--only ...`, as given) are kept in plan.json: a later run
+    that would drop seeds or grid points they asked for is refused (`check_not_narrowed`)."""
     if executor not in EXECUTORS:
         choices = " or ".join(EXECUTORS)
         raise LoralabError(f"--executor {executor}: choose {choices}{did_you_mean(executor, EXECUTORS)}")
@@ -152,7 +160,7 @@ def run(
         )
         check_not_narrowed(p)
         write_json(p.folder / "spec.json", spec.model_dump())
-        write_json(p.folder / "plan.json", p.to_json())
+        write_json(p.folder / "plan.json", {**p.to_json(), "overrides": list(overrides)})
         meta_path = p.folder / META
         meta = read_run_meta(p.folder) or {"sessions": []}
         session: dict[str, Any] = {

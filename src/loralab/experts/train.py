@@ -84,8 +84,10 @@ def encode(
     max_len: int,
     source: str,
     option: Callable[[str], str] = flag,
+    context: int | None = None,
 ) -> list[Example]:
-    """Chat-format each (prompt, answer) and mask the prompt out of the labels."""
+    """Chat-format each (prompt, answer) and mask the prompt out of the labels. An example longer than
+    `max_len` or than the base's `context` (positions it was never trained at) is an error."""
     ends = end_text(tokenizer)
     prompts = tokenizer([prompt_text(tokenizer, r["prompt"]) for r in rows], add_special_tokens=False)
     answers = tokenizer([r["answer"] + ends for r in rows], add_special_tokens=False)
@@ -94,6 +96,11 @@ def encode(
         if len(p) + len(a) > max_len:
             raise LoralabError(
                 f"{source}: example {i + 1} has {len(p) + len(a)} tokens > {option('max_len')} {max_len}"
+            )
+        if context and len(p) + len(a) > context:
+            raise LoralabError(
+                f"{source}: example {i + 1} has {len(p) + len(a):,} tokens, beyond the base's context of "
+                f"{context:,}"
             )
         out.append((p + a, [-100] * len(p) + a))
     return out
@@ -145,11 +152,7 @@ def train_expert(
     rows = [(str(f), read_jsonl(f)) for f in data]
     model, tokenizer = load_base(base)
     context = getattr(model.config, "max_position_embeddings", None)
-    if context and cfg.max_len > context:  # longer examples would train positions the base never saw
-        raise LoralabError(
-            f"{option('max_len')} {cfg.max_len}: beyond the base's context of {context:,} tokens"
-        )
-    examples = [ex for src, rs in rows for ex in encode(tokenizer, rs, cfg.max_len, src, option)]
+    examples = [ex for src, rs in rows for ex in encode(tokenizer, rs, cfg.max_len, src, option, context)]
     builtin = is_builtin_base(model)
     cfg = cfg.model_copy(
         update={
