@@ -335,6 +335,10 @@ def test_cli_runs_a_file(
     loop.write_text("import time\ntime.sleep(60)\n")
     assert run_cli(["sandbox", "run", str(loop), "--timeout", "0.3", "--cpu-s", "1"], monkeypatch) == 1
     assert capsys.readouterr().err.startswith("sandbox: stopped by timeout: exit -9")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    assert run_cli(["sandbox", "run", str(broken)], monkeypatch) == 1
+    assert "SyntaxError" in (err := capsys.readouterr().err) and "sandbox: failed: exit 1;" in err
 
 
 def test_cli_missing_file_is_one_line(

@@ -29,8 +29,8 @@ def run_cmd(
 ) -> None:
     """Run FILE in the sandbox that tool-integrated reasoning uses (separate process, rlimits, scrubbed
     environment, private temporary directory, namespaces where available, audit hook; docs/sandbox.md).
-    Prints the program's stdout and stderr, then one line saying which limit, if any, stopped it; the exit
-    status is 1 when one did.
+    Prints the program's stdout and stderr, then one line saying how it ended (finished, failed with its own
+    non-zero exit, or stopped by a limit, named); the exit status is 1 unless it finished.
 
     Example: loralab sandbox run snippet.py --timeout 2 --memory-mb 256 --cpu-s 1
     """

@@ -95,7 +95,7 @@ class SandboxResult:
 
     def summary(self) -> str:
         """One line: how the run ended."""
-        how = "finished" if self.ok else f"stopped by {self.limit}"
+        how = "finished" if self.ok else "failed" if self.limit == "exit" else f"stopped by {self.limit}"
         parts = [f"{how}: exit {self.exit_code}", f"wall {self.wall_s:.2f} s", f"cpu {self.cpu_s:.2f} s"]
         if self.blocked:
             parts.append("blocked " + ", ".join(self.blocked[:3]) + (" ..." if len(self.blocked) > 3 else ""))
