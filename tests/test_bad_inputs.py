@@ -795,6 +795,8 @@ def test_a_merge_that_overflows_is_refused(world: World) -> None:
 
     with pytest.raises(LoralabError, match=r"--method linear: the merged weights of .* hold NaN or Inf"):
         merge([world.expert, world.expert], "linear", weights=[1e308, 1e308])
+    with pytest.raises(LoralabError, match=r"--opt rank=100000: larger than .*'s smaller side \(32\)"):
+        merge([world.expert, world.expert], "uniform", rank=100000)
     finite = merge([world.expert, world.expert], "linear", weights=[1.0, 1.0])
     assert all(torch.isfinite(finite.delta(m)).all() for m in finite.modules)
 
