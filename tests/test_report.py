@@ -274,6 +274,10 @@ def test_a_run_with_missing_cells_says_how_to_finish(
         f"{work.resolve()}` to finish)" in out
     )
     assert all(cell.endswith("(2/3 seeds)") for cell in _table(out, "Results")[1][1:])
+    # a run started with --seeds (or --only) is finished with the same flags, which its meta.json keeps
+    meta = json.loads((p.folder / "meta.json").read_text())
+    write_json(p.folder / "meta.json", {**meta, "overrides": ["--seeds 0,1,2"]})
+    assert "--scale test --seeds 0,1,2 --workdir" in _report(p.folder, monkeypatch, capsys)
 
 
 def test_bridge_ablation_has_the_papers_numbers_beside_ours(bridge_report: tuple[Path, Path]) -> None:

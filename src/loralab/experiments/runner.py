@@ -169,7 +169,14 @@ def run(
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         meta["sessions"].append(session)
-        meta.update(name=spec.name, run=p.run, scale=scale, spec_path=spec_path, **provenance())
+        meta.update(
+            name=spec.name,
+            run=p.run,
+            scale=scale,
+            spec_path=spec_path,
+            overrides=list(overrides),
+            **provenance(),
+        )
         if probe:
             console.print("familiarity probe of the base(s) (once per base; --no-probe skips it)")
             meta["familiarity"] = {name: _familiarity(b) for name, b in p.bases.items()}

@@ -55,7 +55,8 @@ class RunReport:
     def resume_command(self) -> str:
         scale = scale_of(self.meta)
         flag = f" --scale {scale}" if scale else ""
-        return f"loralab run {self.meta.get('spec_path') or 'SPEC'}{flag} --workdir {self.workdir}"
+        asked = "".join(f" {o}" for o in self.meta.get("overrides") or [])  # --seeds 0,1,2, --only AXIS=V
+        return f"loralab run {self.meta.get('spec_path') or 'SPEC'}{flag}{asked} --workdir {self.workdir}"
 
     def progress(self) -> str:
         """``N of M cells done``, with how to finish when some are missing."""
