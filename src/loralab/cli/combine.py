@@ -108,9 +108,7 @@ def eval_cmd(
         options = coerce_options(spec, options)  # ranges checked before anything is loaded
         if method == "base":
             raise LoralabError("--method base: evaluates the base alone; give no --expert")
-    elif (
-        method not in ("uniform", "base") or options
-    ):  # uniform is the default; without experts nothing is combined
+    elif method not in ("uniform", "base") or options:  # without experts nothing is combined
         given = f"--method {method}" if method != "uniform" else f"--opt {(opt or [''])[0]}"
         raise LoralabError(
             f"{given}: combines experts, and no --expert is given (without one, eval scores the base)"

@@ -12,9 +12,8 @@ import typer
 from loralab.artifacts import check_output
 from loralab.cli.options import RESULT_DROP, Scale, Workdir, console, error_line, preset_alias, renamed
 from loralab.errors import LoralabError, did_you_mean
+from loralab.report.paper import DEFAULT_MODEL
 from loralab.terminal import print_table
-
-PAPER_MODEL = "Qwen2.5-3B-Instruct"  # `report --paper-model`'s default (`loralab.report.paper.DEFAULT_MODEL`)
 
 
 def check_workdir(workdir: Path) -> None:
@@ -61,7 +60,7 @@ def report_cmd(
     ] = None,
     paper_model: Annotated[
         str, typer.Option(help="run folder: the paper's model whose numbers stand beside ours")
-    ] = PAPER_MODEL,
+    ] = DEFAULT_MODEL,
     fmt: Annotated[str, typer.Option("--format", help="database: table, markdown or csv")] = "table",
     run: Annotated[str | None, typer.Option(help="database: only this run")] = None,
     by_triplet: Annotated[
@@ -114,7 +113,7 @@ def report_cmd(
         files = ", ".join(built.files())
         console.print(f"{built.progress()}; wrote {written} ({files})", highlight=False, markup=False)
         return
-    if out is not None or digest or paper_model != PAPER_MODEL:
+    if out is not None or digest or paper_model != DEFAULT_MODEL:
         flag = "--out" if out is not None else "--digest" if digest else "--paper-model"
         raise LoralabError(f"{flag}: only with a run folder ({path} is not a folder)")
     if run is not None and not run.strip():

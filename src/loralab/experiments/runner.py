@@ -85,19 +85,18 @@ def _familiarity(base: str) -> Any:
     return probes.familiarity_summary(base)
 
 
-def check_not_narrowed(p: Plan) -> None:
+def check_not_narrowed(p: Plan, meta: dict[str, Any]) -> None:
     """A rerun that drops seeds or grid points that an earlier run of the folder asked for with `--seeds` or
     `--only` would rewrite the plan, and its status and report would quietly lose them (a resume that forgot
     `--seeds 0,1,2`): that is an error naming what would be dropped. (A spec edited to fewer seeds is the
-    spec's say and replans.) Narrowing on purpose: delete plan.json first."""
+    spec's say and replans.) `meta`: the folder's meta.json, whose `overrides` the last run wrote. Narrowing on
+    purpose: delete plan.json first."""
     path = p.folder / "plan.json"
-    if not path.is_file():
+    asked = " ".join(map(str, meta.get("overrides") or []))
+    if not asked or not path.is_file():
         return
     try:
-        stored = read_json_object(path)
-        if not stored.get("overrides"):
-            return
-        before = [c["record"] for c in stored.get("cells", [])]
+        before = [c["record"] for c in read_json_object(path).get("cells", [])]
         seeds = {r["seed"] for r in before}
         points = {json.dumps(r.get("point", {}), sort_keys=True) for r in before}
     except (LoralabError, TypeError, KeyError):
@@ -114,7 +113,6 @@ def check_not_narrowed(p: Plan) -> None:
         shown = "; ".join(", ".join(f"{k}={v}" for k, v in json.loads(x).items()) for x in lost_points[:3])
         dropped = f"grid point(s) {shown}{' ...' if len(lost_points) > 3 else ''}"
         fix = "run without --only (or with the same --only) to resume it"
-    asked = " ".join(stored["overrides"])
     raise LoralabError(
         f"{p.folder}: was run with {asked}; its plan also holds {dropped}, which this run would drop from the "
         f"plan, status and report (their results stay stored); {fix}, or delete {path.name} there to narrow "
@@ -139,8 +137,9 @@ def run(
     `probe`, each base's familiarity probe goes into the run's metadata (measured once per base, cached).
     `diagnostics`: the parts of `loralab.diagnose` measured per evaluated cell (either executor), kept in
     WORKDIR/diagnostics/CELL_KEY/; then for the stored cells whose diagnostics are missing or older
-    (`rediagnose`). `overrides` (`--seeds ...`, `--only ...`, as given) are kept in plan.json: a later run
-    that would drop seeds or grid points they asked for is refused (`check_not_narrowed`)."""
+    (`rediagnose`). `overrides` (`--seeds ...`, `--only ...`, as given) are kept in meta.json: the report's
+    resume command repeats them, and a later run that would drop seeds or grid points they asked for is
+    refused (`check_not_narrowed`)."""
     if executor not in EXECUTORS:
         choices = " or ".join(EXECUTORS)
         raise LoralabError(f"--executor {executor}: choose {choices}{did_you_mean(executor, EXECUTORS)}")
@@ -158,11 +157,11 @@ def run(
             lambda d: console.print(f"  building dataset {d.path.name}"),
             lambda line: console.print(f"  {line}", highlight=False, markup=False),
         )
-        check_not_narrowed(p)
-        write_json(p.folder / "spec.json", spec.model_dump())
-        write_json(p.folder / "plan.json", {**p.to_json(), "overrides": list(overrides)})
         meta_path = p.folder / META
         meta = read_run_meta(p.folder) or {"sessions": []}
+        check_not_narrowed(p, meta)
+        write_json(p.folder / "spec.json", spec.model_dump())
+        write_json(p.folder / "plan.json", p.to_json())
         session: dict[str, Any] = {
             "scale": scale,
             "executor": executor,
