@@ -655,8 +655,16 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     assert {c["run"] for c in pooled["cells"]} == {plan.run}
     assert run_cli(["predict", str(tmp_path)], monkeypatch) == 2
     capsys.readouterr()
-    assert run_cli(["predict", str(plan.folder), "--json", str(tmp_path / "w")], monkeypatch) == 2
-    assert f"--json {tmp_path / 'w'}: already exists" in capsys.readouterr().err
+    # a .json file is replaced (rerun), a folder or a file of another kind is not
+    out.write_text("{}")
+    assert run_cli(["predict", str(plan.folder), "--json", str(out)], monkeypatch) == 0
+    assert len(json.loads(out.read_text())["cells"]) == len(diagnosed)
+    capsys.readouterr()
+    (tmp_path / "w.json").mkdir()
+    assert run_cli(["predict", str(plan.folder), "--json", str(tmp_path / "w.json")], monkeypatch) == 2
+    assert f"--json {tmp_path / 'w.json'}: is a folder, a file is written here" in capsys.readouterr().err
+    assert run_cli(["predict", str(plan.folder), "--json", str(tmp_path / "notes.txt")], monkeypatch) == 2
+    assert "--json" in capsys.readouterr().err and not (tmp_path / "notes.txt").exists()
     gone = tmp_path / "a-file" / "p.json"
     (tmp_path / "a-file").write_text("x")
     assert run_cli(["predict", str(plan.folder), "--json", str(gone)], monkeypatch) == 2

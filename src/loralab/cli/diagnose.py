@@ -141,7 +141,7 @@ def audit_cmd(
 def predict_cmd(
     runs: Annotated[list[Path], typer.Argument(help="run folders (WORKDIR/runs/NAME.SCALE), any bases")],
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="also write the table and every pooled cell as JSON")
+        Path | None, typer.Option("--json", help="also write the table and every pooled cell here as JSON (replaced)")
     ] = None,
 ) -> None:
     """Do the diagnostics predict? Spearman's rho (95% bootstrap interval) between each diagnostic score and
@@ -156,10 +156,8 @@ def predict_cmd(
     for run in runs:
         if not (run / "plan.json").is_file():
             raise LoralabError(f"{run}: not a run folder (no plan.json; runs live in WORKDIR/runs/NAME)")
-    if json_out is not None and json_out.exists():
-        raise LoralabError(f"--json {json_out}: already exists")
-    if json_out is not None:
-        check_output(json_out, "--json", file=True, suffix=".json")  # a folder there, an unwritable parent
+    if json_out is not None:  # a .json file is replaced, as `probe familiarity --json` and `theory --json` do
+        check_output(json_out, "--json", file=True, suffix=".json")
     table, records = pooled_prediction(runs)
     if not records:
         raise LoralabError(f"{', '.join(map(str, runs))}: no diagnosed cells (run with --diagnostics cheap)")

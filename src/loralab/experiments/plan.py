@@ -573,6 +573,9 @@ def load_plan(folder: Path) -> Plan:
     workdir = folder.resolve().parent.parent
     if not isinstance(raw.get("run"), str) or not raw["run"]:
         raise LoralabError(f"{path}: not a plan written by this loralab (no run name)")
+    for part in ("datasets", "experts", "cells"):  # a run always plans at least one cell
+        if not isinstance(raw.get(part), list) or (part == "cells" and not raw[part]):
+            raise LoralabError(f"{path}: not a plan written by this loralab ({part!r} is not a list of jobs)")
     try:
         datasets = {
             d["key"]: DatasetJob(d["key"], d["label"], d["spec"], Path(d["path"])) for d in raw["datasets"]
