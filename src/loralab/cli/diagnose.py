@@ -141,7 +141,8 @@ def audit_cmd(
 def predict_cmd(
     runs: Annotated[list[Path], typer.Argument(help="run folders (WORKDIR/runs/NAME.SCALE), any bases")],
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="also write the table and every pooled cell here as JSON (replaced)")
+        Path | None,
+        typer.Option("--json", help="also write the table and every pooled cell here as JSON (replaced)"),
     ] = None,
 ) -> None:
     """Do the diagnostics predict? Spearman's rho (95% bootstrap interval) between each diagnostic score and
