@@ -10,6 +10,7 @@ import typer
 from loralab.artifacts import check_output
 from loralab.cli.options import Workdir, console, positive, preset_alias, renamed
 from loralab.errors import LoralabError, did_you_mean
+from loralab.experts.config import SEED_LIMIT
 
 data_app = typer.Typer(
     no_args_is_help=True, help="Build datasets.\n\nExample: loralab data twohop --variant FF --triplets 100"
@@ -30,7 +31,7 @@ def data_twohop(
     templates: Annotated[int, typer.Option(help="templates per relation to use (the first N of 50)")] = 50,
     dev_templates: Annotated[int, typer.Option(help="templates per triplet held out for dev")] = 2,
     test_templates: Annotated[int, typer.Option(help="templates per triplet held out for test")] = 2,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="the draw (0 to 2**32-1)")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_LIMIT - 1, help="the draw (0 to 2**32-1)")] = 0,
     out: Annotated[Path | None, typer.Option(help="output folder (default WORKDIR/data/twohop-...)")] = None,
     overwrite: bool = False,
     workdir: Workdir = Path("loralab-work"),
@@ -103,7 +104,7 @@ def data_bridge(
         list[Path] | None,
         typer.Option(help="a dataset folder whose people and fake cities the bridge avoids; repeatable"),
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="the draw (0 to 2**32-1)")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_LIMIT - 1, help="the draw (0 to 2**32-1)")] = 0,
     out: Annotated[Path | None, typer.Option(help="output folder (default WORKDIR/data/bridge-...)")] = None,
     overwrite: bool = False,
     workdir: Workdir = Path("loralab-work"),
@@ -162,7 +163,7 @@ def data_setup(
     ],
     triplets: Annotated[int, typer.Option(help="triplets of the evaluated dataset")] = 100,
     bridge_triplets: Annotated[int, typer.Option(help="triplets of each bridge dataset")] = 100,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="the draw (0 to 2**32-1)")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_LIMIT - 1, help="the draw (0 to 2**32-1)")] = 0,
     out: Annotated[
         Path | None,
         typer.Option(help="output folder (default WORKDIR/data/NAME-nN-sS; with all, its parent)"),
@@ -213,7 +214,7 @@ def data_graph(
     templates: Annotated[int, typer.Option(help="templates per relation to use (the first N of 50)")] = 50,
     dev_templates: Annotated[int, typer.Option(help="templates per unit held out for dev")] = 2,
     test_templates: Annotated[int, typer.Option(help="templates per unit held out for test")] = 2,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="the draw (0 to 2**32-1)")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_LIMIT - 1, help="the draw (0 to 2**32-1)")] = 0,
     out: Annotated[Path | None, typer.Option(help="output folder (default WORKDIR/data/graph-...)")] = None,
     overwrite: bool = False,
     workdir: Workdir = Path("loralab-work"),

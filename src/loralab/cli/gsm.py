@@ -12,6 +12,7 @@ import typer
 from loralab.artifacts import check_output
 from loralab.cli.options import console, parse_options, positive
 from loralab.errors import LoralabError
+from loralab.experts.config import SEED_LIMIT
 
 gsm_app = typer.Typer(
     no_args_is_help=True,
@@ -32,7 +33,7 @@ def data_cmd(
         "gsm-data"
     ),
     seed: Annotated[
-        int, typer.Option(min=0, max=2**32 - 1, help="seed of the instance draws (0 to 2**32-1)")
+        int, typer.Option(min=0, max=SEED_LIMIT - 1, help="seed of the instance draws (0 to 2**32-1)")
     ] = 0,
     graph: Annotated[
         str, typer.Option(help="code format: 'level' (functions up to the question's level) or 'whole'")

@@ -165,7 +165,7 @@ def validate_cmd(
 
 def parse_seeds(text: str) -> list[int]:
     """`--seeds 0,1,2`: distinct non-negative integers below `SEED_LIMIT`, in the order given."""
-    from loralab.experiments.schema import SEED_LIMIT
+    from loralab.experts.config import SEED_LIMIT
 
     parts = [p.strip() for p in text.split(",")]
     if not all(p.isascii() and p.isdigit() for p in parts):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from loralab.errors import LoralabError, did_you_mean
+from loralab.experts.config import SEED_LIMIT
 
 Kind = Literal["merge", "router", "learned", "baseline"]
 NOT_OPTIONS = {"experts", "model", "module", "tokenizer"}
@@ -90,7 +91,7 @@ AT_LEAST_1 = Range(1)
 NOT_NEGATIVE = Range(0)
 FRACTION = Range(0, 1, low_open=True)
 # upper bounds too, so that a typo is one line, not a run of days or an overflow
-SEED = Range(0, 2**32 - 1)
+SEED = Range(0, SEED_LIMIT - 1)
 EPOCHS = Range(1, 1000)
 LEARNING_RATE = Range(0, 10, low_open=True)
 STEPS = Range(1, 10_000)

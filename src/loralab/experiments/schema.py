@@ -10,15 +10,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from loralab.experiments.datasets import GraphData, GsmData, SetupData, TwohopData
-from loralab.experts.config import ExpertConfig
+from loralab.experts.config import SEED_LIMIT, ExpertConfig
 from loralab.gsm.arithmetic import ArithmeticSpec
 from loralab.gsm.evaluate import DecodeConfig
 
 Loc = tuple[str | int, ...]
-
-
-SEED_LIMIT = 2**32
-"""Seeds are below this (numpy's and most generators' range; SQLite stores them as 64-bit integers)."""
 
 
 class _Strict(BaseModel):

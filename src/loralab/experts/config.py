@@ -7,6 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+SEED_LIMIT = 2**32
+"""Every seed (data draws, training, methods) is below this: numpy's and most generators' range, and SQLite
+stores it as a 64-bit integer."""
+
 TARGET_MODULES: dict[str, tuple[str, ...]] = {
     "mlp": ("gate_proj", "up_proj", "down_proj"),
     "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
@@ -47,4 +51,4 @@ class ExpertConfig(BaseModel):
     )
     batch_size: int = Field(16, ge=1, description="examples per step (length-bucketed)")
     max_len: int = Field(512, ge=8, description="examples longer than this many tokens are an error")
-    seed: int = Field(0, ge=0, lt=2**32, description="seed for LoRA init, dropout and batch order")
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="seed for LoRA init, dropout and batch order")
