@@ -664,7 +664,10 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     assert run_cli(["predict", str(plan.folder), "--json", str(tmp_path / "w.json")], monkeypatch) == 2
     assert f"--json {tmp_path / 'w.json'}: is a folder, a file is written here" in capsys.readouterr().err
     assert run_cli(["predict", str(plan.folder), "--json", str(tmp_path / "notes.txt")], monkeypatch) == 2
-    assert "--json" in capsys.readouterr().err and not (tmp_path / "notes.txt").exists()
+    err = capsys.readouterr().err
+    assert (
+        f"--json {tmp_path / 'notes.txt'}: name a .json file" in err and not (tmp_path / "notes.txt").exists()
+    )
     gone = tmp_path / "a-file" / "p.json"
     (tmp_path / "a-file").write_text("x")
     assert run_cli(["predict", str(plan.folder), "--json", str(gone)], monkeypatch) == 2
