@@ -11,6 +11,7 @@ import torch
 from loralab.combination import combine, merge
 from loralab.combination.lora import Lora, refactor
 from loralab.combination.merges import dare_linear, dare_ties, magnitude_prune, ties
+from loralab.errors import LoralabError
 from loralab.models.load import load_base
 from tests.conftest import make_lora_folder
 
@@ -65,6 +66,10 @@ def test_refactor_is_exact_or_keeps_the_stated_energy() -> None:
     want = delta.clone()
     want[2, 3] = 0.0
     torch.testing.assert_close(top2.delta(), want, atol=1e-6, rtol=0)
+    full, energy3 = refactor(delta, rank=3)  # the smaller side: every direction, all the energy
+    assert full.rank == 3 and energy3 == pytest.approx(1.0)
+    with pytest.raises(LoralabError, match=r"--opt rank=4: larger than the delta's smaller side \(3\)"):
+        refactor(delta, rank=4)  # it used to return rank 3 silently
 
 
 def test_rank_option_truncates_every_module(tiny_base: Path, tmp_path: Path) -> None:

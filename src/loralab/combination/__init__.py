@@ -133,11 +133,7 @@ def merge(
     if rank is not None:
         for m, value in out.items():
             full = value.delta() if isinstance(value, Lora) else value
-            if rank > min(full.shape):  # the truncation would keep everything, and say rank r did
-                raise LoralabError(
-                    f"--opt rank={rank}: larger than {m}'s smaller side ({min(full.shape)}); use at most that"
-                )
-            merged.modules[m], merged.energy[m] = refactor(full, rank)
+            merged.modules[m], merged.energy[m] = refactor(full, rank, what=m)
     return merged
 
 

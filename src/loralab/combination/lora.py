@@ -44,23 +44,27 @@ def concat(loras: Sequence[Lora], coefficients: Sequence[float]) -> Lora:
     return Lora(A, B, 1.0)
 
 
-def refactor(delta: torch.Tensor, rank: int | None = None) -> tuple[Lora, float]:
+def refactor(delta: torch.Tensor, rank: int | None = None, what: str = "the delta") -> tuple[Lora, float]:
     """`delta` as LoRA factors, and the fraction of its energy (squared Frobenius norm) they keep.
 
     rank None: exact, every singular value above float32 round-off (the numerical rank); else the top `rank`
-    singular directions (truncated SVD, the best rank-`rank` approximation). float32 throughout, as the
+    singular directions (truncated SVD, the best rank-`rank` approximation); a `rank` above the delta's smaller
+    side is an error (naming `what`), not a silent truncation to that side. float32 throughout, as the
     adapters are. The singular values are split
     evenly between the factors (A = sqrt(S) V^T, B = U sqrt(S)) so neither factor dwarfs the other.
     """
     if rank is not None and rank < 1:
         raise LoralabError(f"--opt rank={rank}: must be at least 1")
+    if rank is not None and rank > min(delta.shape):  # it would keep everything, and say rank r did
+        side = min(delta.shape)
+        raise LoralabError(f"--opt rank={rank}: larger than {what}'s smaller side ({side}); use at most that")
     U, S, Vh = torch.linalg.svd(delta.float(), full_matrices=False)
     total = float((S.double() ** 2).sum())
     if rank is None:
         tol = float(S[0]) * max(delta.shape) * torch.finfo(torch.float32).eps if S.numel() else 0.0
         k = max(1, int((tol < S).sum()))
     else:
-        k = min(rank, S.numel())
+        k = rank
     root = S[:k].sqrt()
     lora = Lora(root[:, None] * Vh[:k], U[:, :k] * root, 1.0)
     kept = float((S[:k].double() ** 2).sum())
