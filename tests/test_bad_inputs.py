@@ -82,6 +82,9 @@ ADAPTERS: list[tuple[str, Callable[[Path], None], str]] = [
     ("rank-pattern", lambda f: _edit_config(f, rank_pattern={"q_proj": 2}), "field rank_pattern"),
     ("bias-all", lambda f: _edit_config(f, bias="all"), "field bias"),
     ("modules-to-save", lambda f: _edit_config(f, modules_to_save=["lm_head"]), "field modules_to_save"),
+    # PEFT would apply only part of the weights: the adapter it loads is not the one loralab reads
+    ("exclude-modules", lambda f: _edit_config(f, exclude_modules=["down_proj"]), "field exclude_modules"),
+    ("layer-subset", lambda f: _edit_config(f, layers_to_transform=[0]), "field layers_to_transform"),
     ("pissa-init", lambda f: _edit_config(f, init_lora_weights="pissa"), "field init_lora_weights"),
     ("ab-rank-mismatch", lambda f: _edit_weights(f, _shrink_b), "lora_A has rank 4, lora_B has rank 3"),
     ("nan", lambda f: _edit_weights(f, _poison(float("nan"))), "holds NaN or Inf"),
@@ -814,6 +817,32 @@ def test_library_ls_reads_the_folder_not_a_stale_index(
     capsys.readouterr()
     assert run_cli(["library", "ls", str(lib)], monkeypatch) == 0
     assert "B-C" not in capsys.readouterr().out
+
+
+def test_library_ls_refuses_what_is_not_a_library(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = world.tmp / "lib"
+    (world.tmp / "empty").mkdir()
+    shutil.copytree(world.expert, lib / "A-B")
+    meta = json.loads((lib / "A-B" / "meta.json").read_text())
+    cases: list[tuple[Path, Callable[[], None], str]] = [
+        (world.data, lambda: None, f"{world.data}: a file, not a library folder"),
+        (world.tmp / "empty", lambda: None, "no experts in it"),
+        (lib / "A-B", lambda: None, f"{lib / 'A-B'}: an expert folder, not a library (its library is {lib})"),
+        (lib, lambda: (lib / "A-B" / "meta.json").write_text("[1]"), "meta.json: not a JSON object"),
+        (
+            lib,
+            lambda: (lib / "A-B" / "meta.json").write_text(json.dumps({**meta, "examples": "many"})),
+            "meta.json: field examples: 'many' is not what loralab writes there",
+        ),
+        (lib, lambda: (lib / "A-B" / WEIGHTS).unlink(), f"{lib / 'A-B' / WEIGHTS}: file not found"),
+    ]
+    for path, damage, needle in cases:
+        damage()
+        assert run_cli(["library", "ls", str(path)], monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_a_damaged_run_meta_is_one_line(tmp_path: Path) -> None:

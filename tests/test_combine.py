@@ -271,6 +271,25 @@ def test_exported_adapter_loads_in_peft_and_matches(name: str, suite: dict[str, 
     torch.testing.assert_close(logits(peft_model), ours, atol=1e-4, rtol=1e-4)
 
 
+def test_an_input_without_peft_type_exports_an_adapter_peft_loads(
+    suite: dict[str, Any], tmp_path: Path
+) -> None:
+    import shutil
+
+    from peft import PeftModel
+
+    bare = tmp_path / "bare"
+    shutil.copytree(suite["experts"][0], bare)
+    config = read_json(bare / "adapter_config.json")
+    del config["peft_type"]  # read as LoRA, PEFT's default type; PEFT's loader needs the field
+    (bare / "adapter_config.json").write_text(json.dumps(config))
+    out = export_adapter(merge([bare], "uniform"), [bare], tmp_path / "out")
+    assert read_json(out / "adapter_config.json")["peft_type"] == "LORA"
+    peft_model = PeftModel.from_pretrained(load_base(suite["base"])[0], str(out))
+    ours = logits(combine(load_base(suite["base"])[0], [bare], "uniform"))
+    torch.testing.assert_close(logits(peft_model), ours, atol=1e-4, rtol=1e-4)
+
+
 def test_bad_combinations_fail_with_one_line(tiny_base: Path, tmp_path: Path) -> None:
     ok = hand_adapter(tmp_path / "ok", {MODULE: (torch.ones(1, 64), torch.ones(32, 1))}, 1)
     other = hand_adapter(

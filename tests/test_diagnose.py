@@ -462,11 +462,26 @@ def test_cli_diagnose_without_labels_and_bad_input(
         ([*data, "--out", str(tmp_path / "n")], "already exists"),
         ([*data, "--parts", "routing,vibes", "--out", str(tmp_path / "v")], "--parts routing,vibes"),
         ([*data, "--opt", "top_k", "--out", str(tmp_path / "o")], "--opt top_k: expected key=value"),
+        # an expert beside itself (here through the library and by name) is not a library of two
+        ([*data, "--expert", str(lib / "X"), "--out", str(tmp_path / "t")], "the same expert is given twice"),
+        (
+            [*data, "--method", "base", "--out", str(tmp_path / "b")],
+            "--method base: evaluates the base alone",
+        ),
+        (
+            [*data, "--expert", str(twohop_dir / "ab.test.jsonl"), "--out", str(tmp_path / "f")],
+            "a file, not a",
+        ),
     ):
         assert run_cli([*args, *extra], monkeypatch) == 2
         err = capsys.readouterr().err
         assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "m").exists() and not (tmp_path / "v").exists()
+    assert not any((tmp_path / x).exists() for x in "mvtbf")
+    audit = ["audit", str(lib), str(lib / "Y"), "--base", str(tiny_base), "--out", str(tmp_path / "a")]
+    assert run_cli(audit, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"{lib / 'Y'}: the same expert is given twice" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "a").exists()
 
 
 def test_cli_diagnose_and_audit_never_write_over_their_inputs(
@@ -673,6 +688,10 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     assert run_cli(["predict", str(plan.folder), "--json", str(gone)], monkeypatch) == 2
     err = capsys.readouterr().err
     assert f"--json {gone}: {tmp_path / 'a-file'} is a file, not a folder" in err and ".tmp" not in err
+    plan_before = (plan.folder / "plan.json").read_bytes()  # never over the run's own files
+    assert run_cli(["predict", str(plan.folder), "--json", str(plan.folder / "plan.json")], monkeypatch) == 2
+    assert f"--json {plan.folder / 'plan.json'}: inside the input" in capsys.readouterr().err
+    assert (plan.folder / "plan.json").read_bytes() == plan_before
     aside = plan.db.rename(tmp_path / "aside.sqlite")  # diagnosed cells without their results
     assert run_cli(["predict", str(plan.folder)], monkeypatch) == 2
     assert "no stored results for the diagnosed cells" in capsys.readouterr().err

@@ -701,3 +701,68 @@ def test_a_damaged_run_folder_is_one_line(
         err = capsys.readouterr().err
         assert f"{folder / name}: {said}" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ([1], "not a JSON object"),
+        ({"tables": 5}, "tables: not a list"),
+        ({"tables": [5]}, "tables.0: "),
+        ({"tables": [{"bogus": 1}]}, "tables.0."),
+    ],
+)
+def test_a_damaged_spec_json_is_one_line(
+    spec: Any,
+    said: str,
+    seeds_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "w" / "runs" / "report-seeds.test"
+    shutil.copytree(seeds_run / "runs" / "report-seeds.test", folder)
+    (folder / "spec.json").write_text(json.dumps(spec))
+    assert run_cli(["report", str(folder), "--out", str(tmp_path / "r")], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'spec.json'}: {said}" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("config", "{bad", "config: not valid JSON"),
+        ("config", "[1]", "config: not a JSON object"),
+        ("accuracy", "abc", "accuracy and its interval"),
+        ("ci_high", 1.5, "accuracy and its interval"),
+        ("correct", 99, ", correct 99: need whole numbers with 0 <= correct <= n"),
+        ("n", "forty", "n 'forty'"),
+    ],
+)
+def test_a_damaged_results_row_is_one_line(
+    column: str,
+    value: Any,
+    said: str,
+    seeds_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A cell row changed by hand (or by another program): `report` of the run and of the database name the
+    database and the cell in one line, and write nothing."""
+    work = tmp_path / "w"
+    shutil.copytree(seeds_run / "runs", work / "runs")
+    shutil.copy(seeds_run / "results.sqlite", work / "results.sqlite")
+    con = sqlite3.connect(work / "results.sqlite")
+    with con:
+        cell = con.execute("SELECT min(id) FROM cells").fetchone()[0]
+        con.execute(f"UPDATE cells SET {column} = ? WHERE id = ?", (value, cell))
+    con.close()
+    run_folder = ["report", str(work / "runs" / "report-seeds.test"), "--out", str(tmp_path / "r")]
+    for command in (run_folder, ["report", str(work / "results.sqlite")]):
+        assert run_cli(command, monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert f"{work / 'results.sqlite'}: cell {cell}: " in err and said in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "r").exists()

@@ -144,6 +144,34 @@ def test_expansion_count_by_hand(tmp_path: Path) -> None:
             7,
             "experts.ab.lora.r:",
         ),
+        (
+            ("bases: [default, test]", "bases: [default, /]"),
+            2,
+            "bases.1: '/': no config.json; not a Hugging Face model folder",
+        ),
+        (
+            ("  datasets.rr.variant: [FF, HH, RR]", "  datasets.rr.variant: [FF, HH, FF]"),
+            23,
+            "grid.datasets.rr.variant: 'FF' is given twice (it would run the same cells twice)",
+        ),
+        (
+            ("  methods.1.options.density: [0.2, 0.5]", "  methods.1.options.density: [0.2, 0.2]"),
+            24,
+            "grid.methods.1.options.density: 0.2 is given twice",
+        ),
+        (
+            ("  methods.1.options.density: [0.2, 0.5]", "  name: [a, b]"),
+            24,
+            "grid.name: a run has one name",
+        ),
+        (
+            (
+                "  methods.1.options.density: [0.2, 0.5]",
+                "  methods.1.options.density: [" + ", ".join(f"0.{i:03d}" for i in range(1, 400)) + "]",
+            ),
+            22,
+            "grid: 1,197 points (3 x 399): at most 1,000; split the spec",
+        ),
         (("description", "description"), 0, ""),  # placeholder removed below
     ][:-1],
 )

@@ -298,6 +298,17 @@ def test_cli_theory_writes_table_figure_and_json(
         assert "predicted_composition_accuracy" in exp
     assert data["experiments"]["oracle"]["composition_accuracy"] == 1.0
     assert data["config"]["entities"] == 5 and data["provenance"]["loralab"]
+    # a file output never lands inside a folder loralab wrote (a run, an expert, a report...)
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "plan.json").write_text("{}")
+    (run / "spec.json").write_text('{"name": "r"}')
+    for flag, target in (("--json", run / "spec.json"), ("--out", run / "report" / "figures" / "bars.png")):
+        bad = [*args[: args.index(flag)], flag, str(target), *args[args.index(flag) + 2 :]]
+        assert run_cli(bad, monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} {target}: inside {run}, a folder loralab wrote" in err and len(err.splitlines()) == 1
+    assert (run / "spec.json").read_text() == '{"name": "r"}' and not (run / "report").exists()
     assert not math.isnan(data["thm2_coeff_measured"]["a2"])
 
 

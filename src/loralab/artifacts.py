@@ -135,7 +135,9 @@ def check_output(
 ) -> None:
     """Fail before any work if a command could not write `path` (a folder, or a `file`): a path where a file
     stands and a folder is due (or the reverse), a parent that is a file or cannot be written, a path inside
-    one of the `inputs` or holding one (an overwrite would delete it), or, with `new`, one that exists.
+    one of the `inputs` or holding one (an overwrite would delete it), a `file` inside a folder loralab wrote whole
+    (a run, expert, dataset or report: it would replace or pollute what that folder holds), or, with `new`, one
+    that exists.
     A `suffix` (".json") is the file name's required ending, so that an existing file of another kind (a
     dataset, a note) is never overwritten by this output. Nothing is created; errors name the flag:
     ``--out PATH: why``."""
@@ -166,6 +168,12 @@ def check_output(
             raise LoralabError(f"{where}: inside the input {inp}; write it somewhere else")
         if source.is_relative_to(target):
             raise LoralabError(f"{where}: holds the input {inp}; write it somewhere else")
+    if file:  # a file written into a run, expert, dataset or report would replace or pollute what it holds
+        for folder in target.parents:
+            if _written_whole(folder):
+                raise LoralabError(
+                    f"{where}: inside {folder}, a folder loralab wrote; write it somewhere else"
+                )
     if new and path.exists():
         raise LoralabError(f"{where}: already exists (pass --overwrite to replace it)")
 
@@ -183,6 +191,18 @@ MARKERS = frozenset(
 )
 """Files at the top of every folder loralab writes whole (experts, datasets, bases, recipes, reports,
 diagnoses, audits): a folder with none of them is not one, and is never replaced."""
+
+
+def _written_whole(folder: Path) -> bool:
+    """Whether `folder` is one loralab wrote whole: a run (plan.json), or a marker at its top; a meta.json,
+    a name common elsewhere, counts only when it is loralab's (it names the loralab version)."""
+    if (folder / "plan.json").is_file() or any((folder / m).is_file() for m in MARKERS - {META, "report.md"}):
+        return True
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "loralab" in meta
 
 
 def check_loralab_folder(folder: Path) -> None:

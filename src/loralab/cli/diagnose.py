@@ -78,6 +78,8 @@ def diagnose_cmd(
     from loralab.worlds.jsonl import read_jsonl
 
     chosen = _parts(parts)
+    if method == "base":
+        raise LoralabError("--method base: evaluates the base alone, there is no combination to diagnose")
     if probes < 1:
         raise LoralabError(f"--probes {probes}: must be positive")
     if not 0 < density <= 1:
@@ -158,7 +160,7 @@ def predict_cmd(
         if not (run / "plan.json").is_file():
             raise LoralabError(f"{run}: not a run folder (no plan.json; runs live in WORKDIR/runs/NAME)")
     if json_out is not None:  # a .json file is replaced, as `probe familiarity --json` and `theory --json` do
-        check_output(json_out, "--json", file=True, suffix=".json")
+        check_output(json_out, "--json", runs, file=True, suffix=".json")
     table, records = pooled_prediction(runs)
     if not records:
         raise LoralabError(f"{', '.join(map(str, runs))}: no diagnosed cells (run with --diagnostics cheap)")

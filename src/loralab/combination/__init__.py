@@ -211,6 +211,7 @@ def export_adapter(
     rank = max(f.rank for f in factors.values())
     config = read_adapter_config(loaded[0].path)
     config.update(
+        peft_type="LORA",  # an input may leave it out (LoRA is the default read); PEFT needs it
         r=rank,
         lora_alpha=rank,
         use_rslora=False,

@@ -45,7 +45,8 @@ def library_experts(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if not p.is_dir():
-            raise LoralabError(f"{p}: library or expert folder not found")
+            found = "a file, not a folder" if p.exists() else "not found"
+            raise LoralabError(f"{p}: {found} (give a library or expert folder)")
         if (p / ADAPTER_CONFIG).is_file():
             out.append(p)
             continue
@@ -53,6 +54,13 @@ def library_experts(paths: Sequence[Path]) -> list[Path]:
         if not subs:
             raise LoralabError(f"{p}: neither an adapter folder nor a library of experts")
         out.extend(subs)
+    seen: dict[Path, Path] = {}
+    for p in out:  # an expert beside itself would be audited or diagnosed as two (a link is still the same)
+        if p.resolve() in seen:
+            first = seen[p.resolve()]
+            also = f" (as {first} and {p})" if str(first) != str(p) else ""
+            raise LoralabError(f"{p}: the same expert is given twice{also}")
+        seen[p.resolve()] = p
     return out
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -607,6 +608,8 @@ def _check_bases(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
             problems.append(
                 _Invalid(("bases", i), f"{base!r} is neither a named base ({names}) nor a folder{hint}")
             )
+        elif base not in base_names() and not (Path(base) / "config.json").is_file():
+            problems.append(_Invalid(("bases", i), f"{base!r}: no config.json; not a Hugging Face model folder"))
     seen = spec.base_names()
     for i, name in enumerate(seen):
         if name in seen[:i]:
@@ -622,6 +625,11 @@ def _check_tables(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
                 )
 
 
+GRID_POINTS_LIMIT = 1000
+"""Grid points a spec may have: each is validated and planned, so a grid of millions would take minutes and
+gigabytes before the first cell (the largest grid of experiments/ has 9)."""
+
+
 def _validate(raw: Any) -> ExperimentSpec:
     """Every grid point validated; the spec at the first point (with its grid) returned."""
     if not isinstance(raw, dict):
@@ -634,6 +642,20 @@ def _validate(raw: Any) -> ExperimentSpec:
             raise _Invalid(("grid", path), "a non-empty list of values")
         if not isinstance(path, str) or path.split(".")[0] == "grid":
             raise _Invalid(("grid", path), "a grid cannot vary itself")
+        if path == "name":
+            raise _Invalid(("grid", path), "a run has one name (its folder's); run a second spec instead")
+        seen = [json.dumps(v, sort_keys=True, default=str) for v in values]
+        for i, text in enumerate(seen):
+            if text in seen[:i]:
+                raise _Invalid(
+                    ("grid", path, i), f"{values[i]!r} is given twice (it would run the same cells twice)"
+                )
+    sizes = [len(values) for values in grid.values()]
+    if math.prod(sizes) > GRID_POINTS_LIMIT:
+        shape = " x ".join(map(str, sizes))
+        raise _Invalid(
+            ("grid",), f"{math.prod(sizes):,} points ({shape}): at most {GRID_POINTS_LIMIT:,}; split the spec"
+        )
     first: ExperimentSpec | None = None
     problems: dict[tuple[Loc, str], _Invalid] = {}  # every distinct problem of every grid point, in order
     for point in _points(grid):

@@ -173,7 +173,7 @@ def cells(
         by_key = {r["key"]: r for r in rows if r["key"] is not None}
         rows = [by_key[k] for k in keys if k in by_key]
     for row in rows:
-        row["config"] = json.loads(row["config"])
+        _check_cell(con, row)
     from loralab.evaluation.retention import retention_metrics
 
     for row in rows:
@@ -181,6 +181,32 @@ def cells(
         row["metrics"] = retention_metrics(records)
         row["analysis"] = analysis_counts(records)
     return rows
+
+
+def _check_cell(con: sqlite3.Connection, row: dict[str, Any]) -> None:
+    """Parse a cell's config and check its counts, in place: a row damaged by hand or by another program is
+    one line naming the database and the cell, not a traceback or a wrong table further on."""
+    n, correct = row["n"], row["correct"]
+    problem = None
+    try:
+        row["config"] = json.loads(row["config"])
+        if not isinstance(row["config"], dict):
+            problem = "config: not a JSON object"
+    except (TypeError, ValueError):
+        problem = "config: not valid JSON"
+    if problem is None:
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (n, correct))
+        fractions = [row[k] for k in ("accuracy", "ci_low", "ci_high")]
+        if not ints or not 0 <= correct <= n:
+            problem = f"n {n!r}, correct {correct!r}: need whole numbers with 0 <= correct <= n"
+        elif not all(isinstance(v, int | float) and 0.0 <= v <= 1.0 for v in fractions):
+            problem = f"accuracy and its interval {fractions!r}: need numbers in [0, 1]"
+    if problem is not None:
+        db = (
+            next((r[2] for r in con.execute("PRAGMA database_list") if r[1] == "main"), "")
+            or "the results store"
+        )
+        raise LoralabError(f"{db}: cell {row['id']}: {problem} (a damaged row; delete it and run again)")
 
 
 def analysis_counts(records: list[dict[str, Any]]) -> dict[str, int]:

@@ -50,6 +50,10 @@ UNSUPPORTED = {
     "modules_to_save": "fully trained extra modules",
     "trainable_token_indices": "trained token embeddings",
     "layer_replication": "replicated layers",
+    # PEFT applies the weights only where these allow, so the adapter PEFT loads is not the one in the file
+    "exclude_modules": "modules excluded from the weights' targets",
+    "layers_to_transform": "a subset of the layers",
+    "layers_pattern": "a subset of the layers",
     "target_parameters": "LoRA on raw parameters",
     "use_qalora": "QA-LoRA",
     "use_bdlora": "block-diagonal LoRA",
@@ -219,9 +223,17 @@ def base_of(experts: Sequence[Path | str | Expert], base: str | None, why: str) 
     return recorded
 
 
-def _meta(path: Path) -> dict[str, Any]:
+def _meta_or_empty(path: Path) -> dict[str, Any]:
     meta = read_json(path / META) if (path / META).is_file() else {}
     return meta if isinstance(meta, dict) else {}
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    """An expert's meta.json ({} when it has none); a damaged one is an error, as in `load_expert`."""
+    meta = read_json(path / META) if (path / META).is_file() else {}
+    if not isinstance(meta, dict):
+        raise LoralabError(f"{path / META}: not a JSON object")
+    return meta
 
 
 def check_compatible(experts: list[Expert], model: Any) -> None:
@@ -253,11 +265,25 @@ def write_index(library: Path) -> dict[str, Any]:
     return index
 
 
-def _entries(library: Path) -> list[dict[str, Any]]:
+def _checked_meta(sub: Path) -> dict[str, Any]:
+    """An expert's meta.json for `library ls`: its weights there, the listed fields of the types loralab writes."""
+    if not (sub / ADAPTER_WEIGHTS).is_file():
+        raise LoralabError(f"{sub / ADAPTER_WEIGHTS}: file not found")
+    meta = _meta(sub)
+    for key, kinds in (("examples", int), ("final_loss", int | float), ("data", list)):
+        value = meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise LoralabError(f"{sub / META}: field {key}: {value!r} is not what loralab writes there")
+    return meta
+
+
+def _entries(library: Path, strict: bool = False) -> list[dict[str, Any]]:
+    """The experts' listing rows; `strict` (what `library ls` shows) also checks each has its weights and a
+    meta.json of the types loralab writes, where the index of a freshly trained library skips the siblings."""
     entries = []
     for sub in sorted(p for p in Path(library).iterdir() if (p / ADAPTER_CONFIG).is_file()):
         cfg = read_adapter_config(sub)
-        meta = _meta(sub)
+        meta = _checked_meta(sub) if strict else _meta_or_empty(sub)
         entries.append(
             {
                 "name": sub.name,
@@ -277,5 +303,11 @@ def list_library(library: Path | str) -> list[dict[str, Any]]:
     an index left stale by a deleted expert, or damaged, does not decide what is listed; nothing is written)."""
     library = Path(library)
     if not library.is_dir():
-        raise LoralabError(f"{library}: library folder not found")
-    return _entries(library)
+        found = "a file, not a library folder" if library.exists() else "library folder not found"
+        raise LoralabError(f"{library}: {found}")
+    if (library / ADAPTER_CONFIG).is_file():
+        raise LoralabError(f"{library}: an expert folder, not a library (its library is {library.parent})")
+    entries = _entries(library, strict=True)
+    if not entries:
+        raise LoralabError(f"{library}: no experts in it (a library holds folders with {ADAPTER_CONFIG})")
+    return entries

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from loralab.artifacts import META, atomic_dir, check_replaceable, read_json
+from loralab.errors import LoralabError
 from loralab.experiments.schema import TableSpec
 from loralab.report import controls as pc
 from loralab.report.diagnostics import diagnostics_tables
@@ -35,8 +38,22 @@ from loralab.report.views import spec_tables
 def _declared_tables(folder: Path) -> list[TableSpec]:
     """The report tables the run's spec declares (`tables:`), from its resolved spec.json."""
     path = folder / "spec.json"
-    raw = read_json(path).get("tables") if path.is_file() else None
-    return [TableSpec.model_validate(t) for t in raw or []]
+    if not path.is_file():
+        return []
+    spec = read_json(path)
+    raw = spec.get("tables") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(raw, list | None):
+        what = "not a JSON object" if not isinstance(spec, dict) else "tables: not a list"
+        raise LoralabError(f"{path}: {what} (a damaged run folder: run the spec again to rewrite it)")
+    tables = []
+    for i, table in enumerate(raw or []):
+        try:
+            tables.append(TableSpec.model_validate(table))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in (i, *first["loc"]))
+            raise LoralabError(f"{path}: tables.{where}: {first['msg']}") from None
+    return tables
 
 
 def build_report(folder: Path, model: str = DEFAULT_MODEL) -> RunReport:
