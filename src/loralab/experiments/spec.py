@@ -609,7 +609,9 @@ def _check_bases(spec: ExperimentSpec, problems: list[_Invalid]) -> None:
                 _Invalid(("bases", i), f"{base!r} is neither a named base ({names}) nor a folder{hint}")
             )
         elif base not in base_names() and not (Path(base) / "config.json").is_file():
-            problems.append(_Invalid(("bases", i), f"{base!r}: no config.json; not a Hugging Face model folder"))
+            problems.append(
+                _Invalid(("bases", i), f"{base!r}: no config.json; not a Hugging Face model folder")
+            )
     seen = spec.base_names()
     for i, name in enumerate(seen):
         if name in seen[:i]:
