@@ -699,7 +699,11 @@ def test_wrong_kinds_of_files_are_named_before_work_starts(
         (["quickstart", "--workdir", str(work), "--scale", "test"], f"{work / 'runs'} must be a folder"),
         (["run", str(SPECS / "tiny-grid.yaml"), "--workdir", str(work)], f"{work / 'runs'} must be a folder"),
         (["gsm", "eval", "--data", str(gold), "--base", "test"], f"{gold}: example #1: gold answer 'four'"),
-        (["gsm", "data", "--templates", "", "--out", "g"], "--templates '': name a folder of templates"),
+        (["gsm", "data", "--templates", "", "--out", "g"], "--templates: an empty value (an unset shell"),
+        # '' is '.' as a path: `--workdir "$UNSET"` would write into the current folder
+        (["data", "twohop", "--variant", "RR", "--workdir", ""], "--workdir: an empty value"),
+        (["data", "twohop", "--variant", "RR", "--workdir="], "--workdir: an empty value"),
+        (["report", ""], "argument 2: empty"),
     ):
         _expect_one_error(args, needle, world, monkeypatch, capsys)
     # a damaged meta.json is a failed check of `data validate`, named
@@ -779,7 +783,7 @@ def test_an_outside_review_s_findings_are_one_line_each(
                 ["train", "--base", "test", "--data", str(long_train), "--max-len", "100000", "--out", out],
                 f"{long_train}: example 1 has",
             ),
-            (["probe", "familiarity", "--base", ""], "--base '': name a base"),
+            (["probe", "familiarity", "--base", ""], "--base: an empty value"),
             ([*arrow, "--opt", "top_k=1", "--opt", "top_k=2"], "--opt top_k=2: top_k is given twice"),
         ):
             _expect_one_error(args, needle, world, monkeypatch, capsys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import typer
@@ -54,11 +55,24 @@ for name, group in (
     app.add_typer(group, name=name)
 
 
+def refuse_empty_arguments(args: list[str]) -> None:
+    """An empty argument (`--workdir "$UNSET"`) would read as the current folder ('' is '.' as a path) or
+    as nothing: one line naming the flag, before anything runs."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--") and arg.endswith("=") and len(arg) > 3:
+            raise LoralabError(f"{arg[:-1]}: an empty value (an unset shell variable?); give one")
+        if arg == "":
+            flag = args[i - 1] if i > 0 and args[i - 1].startswith("-") else None
+            where = f"{flag}: an empty value" if flag else f"argument {i + 1}: empty"
+            raise LoralabError(f"{where} (an unset shell variable?); give one")
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit status 2."""
     # a deprecation inside transformers/peft that a user of loralab can do nothing about
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
+        refuse_empty_arguments(sys.argv[1:])
         code = app(standalone_mode=False)
     except LoralabError as exc:
         error_line(str(exc))
