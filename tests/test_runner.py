@@ -222,7 +222,16 @@ def test_ctrl_c_stops_a_run_while_a_job_is_running(executor: str, tmp_path: Path
     env.pop("LORALAB_KILL_AT", None)
     cmd = [sys.executable, "-m", "loralab.cli", "run", str(SPEC), "--scale", "test", "--no-probe"]
     cmd += ["--workdir", str(tmp_path / "w"), "--executor", executor]
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell starts a background job with SIGINT ignored, and the child would inherit that (a CI runner
+    # started with `&` then fails this test for a reason that is not loralab's): start it with the default
+    child = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 300
         while not flag.exists():  # an expert's first step has run and its job now sleeps
