@@ -695,7 +695,8 @@ def test_a_damaged_run_folder_is_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`status` and `report` on a run whose plan.json or meta.json was damaged: one line naming the file."""
+    """`status` and `report` on a run whose plan.json or meta.json was damaged (`report` alone for spec.json,
+    which only it reads): one line naming the file."""
     folder = tmp_path / "w" / "runs" / "report-seeds.test"
     shutil.copytree(seeds_run / "runs" / "report-seeds.test", folder)
     damaged = damage(json.loads((folder / name).read_text()))

@@ -97,13 +97,9 @@ def expand_experts(paths: list[Path]) -> list[Path]:
             out.extend(subs)
         else:
             out.append(p)
-    seen: dict[Path, Path] = {}
-    for p in out:  # the same adapter twice would count it twice (a symlink or ./A-B/ is still A-B)
-        key = p.resolve()
-        if key in seen:
-            also = f" (as {seen[key]} and {p})" if str(seen[key]) != str(p) else ""
-            raise LoralabError(f"--expert {p}: the same expert is given twice{also}")
-        seen[key] = p
+    from loralab.experts.library import refuse_repeats
+
+    refuse_repeats(out, "--expert")
     return out
 
 

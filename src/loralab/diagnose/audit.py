@@ -31,7 +31,7 @@ from loralab.diagnose.routing import trace
 from loralab.diagnose.strength import LAMBDAS, max_new_tokens, strength_curve
 from loralab.errors import LoralabError
 from loralab.evaluation import evaluate
-from loralab.experts.library import ADAPTER_CONFIG, Expert, check_compatible, load_expert
+from loralab.experts.library import ADAPTER_CONFIG, Expert, check_compatible, load_expert, refuse_repeats
 from loralab.models.load import load_base
 from loralab.worlds.jsonl import read_jsonl
 
@@ -54,13 +54,7 @@ def library_experts(paths: Sequence[Path]) -> list[Path]:
         if not subs:
             raise LoralabError(f"{p}: neither an adapter folder nor a library of experts")
         out.extend(subs)
-    seen: dict[Path, Path] = {}
-    for p in out:  # an expert beside itself would be audited or diagnosed as two (a link is still the same)
-        if p.resolve() in seen:
-            first = seen[p.resolve()]
-            also = f" (as {first} and {p})" if str(first) != str(p) else ""
-            raise LoralabError(f"{p}: the same expert is given twice{also}")
-        seen[p.resolve()] = p
+    refuse_repeats(out)
     return out
 
 

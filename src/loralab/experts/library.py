@@ -186,6 +186,18 @@ def _module_name(key: str) -> str:
     return key[len(prefix) :] if key.startswith(prefix) else key
 
 
+def refuse_repeats(paths: Sequence[Path], flag: str = "") -> None:
+    """An expert given twice (also through a link, a library, or ./A-B/ for A-B) would count twice in a
+    combination or be audited beside itself: one line naming it (and the `flag` it came through)."""
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        key = p.resolve()
+        if key in seen:
+            also = f" (as {seen[key]} and {p})" if str(seen[key]) != str(p) else ""
+            raise LoralabError(f"{flag + ' ' if flag else ''}{p}: the same expert is given twice{also}")
+        seen[key] = p
+
+
 def recorded_base(experts: Sequence[Path | str | Expert]) -> str | None:
     """The base the experts were trained on, from their meta.json (`base`): a built-in or imported base's
     name when the folder is one (`named_base`), else the folder. None when no expert records one; experts
