@@ -1,8 +1,8 @@
 """Probe: is the task written in the base's layer inputs where the answer is decided? At the position that
 predicts the gold entity's first token of hop-1 (ab) and hop-2 (bc) dev prompts, per adapted layer: a
-nearest-centroid classifier on the centred inputs (fit on the first half of the prompts of each task, tested
-on the other half) and, when a library of two experts (hop1, hop2) is given, Arrow's choice between their
-prototypes on the same inputs. Chance is 0.5.
+nearest-centroid classifier on the centred inputs and a ridge classifier on the standardised inputs (each
+fitted on the first half of the prompts of each task, tested on the other half) and, when a library of two
+experts (hop1, hop2) is given, Arrow's choice between their prototypes on the same inputs. Chance is 0.5.
 
 Without `--lib` it needs no expert: it reads the inputs of every MLP projection (gate_proj: the normed
 residual stream; down_proj: the MLP's hidden activations), so several bases (built-in presets, imported bases
@@ -68,6 +68,26 @@ def centroid_accuracy(X: dict[int, torch.Tensor]) -> float:
     return sum(acc) / 2
 
 
+def linear_accuracy(X: dict[int, torch.Tensor]) -> float:
+    """A ridge classifier (labels -1/+1) fitted on the first half of each task's prompts, tested on the rest.
+
+    Features are standardised with the fitting half's statistics; the ridge is fixed in advance at the mean
+    eigenvalue of the fitting half's Gram matrix (no search, so no choice made on the tested half)."""
+    half = min(len(X[0]), len(X[1])) // 2
+    fit = torch.cat([X[0][:half], X[1][:half]]).double()
+    y = torch.cat([-torch.ones(half), torch.ones(half)]).double()
+    mu, sd = fit.mean(0), fit.std(0).clamp_min(1e-6)
+    Z = (fit - mu) / sd
+    gram = Z @ Z.T
+    lam = gram.trace() / len(Z)
+    w = Z.T @ torch.linalg.solve(gram + lam * torch.eye(len(Z), dtype=Z.dtype), y - y.mean())
+    acc = []
+    for k, sign in ((0, -1.0), (1, 1.0)):
+        t = (X[k][half:].double() - mu) / sd
+        acc.append(((t @ w) * sign > 0).double().mean().item())
+    return sum(acc) / 2
+
+
 def layer_of(name: str) -> str:
     parts = name.split(".")
     return f"{parts[parts.index('layers') + 1]}.{parts[-1]}"
@@ -89,21 +109,27 @@ def main() -> None:
     experts = [load_expert(args.lib / k) for k in ("hop1", "hop2")] if args.lib else []
     for base in args.base or ["default"]:
         feats = inputs(base, args.data, list(experts[0].modules) if experts else None, args.n)
-        by_layer: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
+        by_layer: dict[str, list[list[float]]] = defaultdict(lambda: [[], [], []])
         for name, X in feats.items():
             by_layer[layer_of(name)][0].append(centroid_accuracy(X))
+            by_layer[layer_of(name)][1].append(linear_accuracy(X))
             if experts:
                 P = torch.stack([prototype(e.A[name], e.B[name]) for e in experts])
                 arrow = [((X[k] @ P.T).abs().argmax(1) == k).float().mean().item() for k in X]
-                by_layer[layer_of(name)][1].append(sum(arrow) / 2)
+                by_layer[layer_of(name)][2].append(sum(arrow) / 2)
         print(
-            f"base {base}: layer.proj  centroid-acc" + ("  arrow-acc" if experts else "") + "  (chance 0.5)"
+            f"base {base}: layer.proj  centroid-acc  linear-acc"
+            + ("  arrow-acc" if experts else "")
+            + "  (chance 0.5)"
         )
-        for layer, (a, b) in by_layer.items():
-            line = f"  {layer:16s} {statistics.mean(a):.2f}"
-            print(line + (f"          {statistics.mean(b):.2f}" if b else ""))
-        means = [statistics.mean(a) for a, _ in by_layer.values()]
-        print(f"  mean over layers {statistics.mean(means):.2f}, best {max(means):.2f}", flush=True)
+        for layer, (a, b, c) in by_layer.items():
+            line = f"  {layer:16s} {statistics.mean(a):.2f}          {statistics.mean(b):.2f}"
+            print(line + (f"        {statistics.mean(c):.2f}" if c else ""))
+        for col, label in ((0, "centroid"), (1, "linear")):
+            means = [statistics.mean(v[col]) for v in by_layer.values()]
+            print(
+                f"  {label}: mean over layers {statistics.mean(means):.2f}, best {max(means):.2f}", flush=True
+            )
 
 
 if __name__ == "__main__":
