@@ -39,7 +39,7 @@ def make_library(base: str, folder: Path, n: int, rank: int) -> list[Path]:
         torch.manual_seed(i)
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         cfg = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets, init_lora_weights=False)
-        get_peft_model(model, cfg).save_pretrained(out)
+        get_peft_model(model, cfg).save_pretrained(str(out))
     return paths
 
 

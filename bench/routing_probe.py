@@ -17,6 +17,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -89,7 +90,7 @@ def module_means() -> dict[str, torch.Tensor]:
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
 
-    def hook(mod, a, n):
+    def hook(mod: torch.nn.Module, a: tuple[torch.Tensor, ...], n: str) -> None:
         x = a[0][0].detach().float()
         sums[n] = sums.get(n, 0) + x.sum(0)
         counts[n] = counts.get(n, 0) + x.shape[0]
@@ -151,9 +152,10 @@ def routing(label: str, experts: list[str], task: str, owner: int, **opts: objec
         with torch.no_grad():
             model(input_ids=torch.tensor([full]))
         for n, m in mods:
-            c = m.last_coefficients.float()
+            c = cast(torch.Tensor, m.last_coefficients).float()
             x = inputs[n].float()
-            s = (x @ m.router.prototypes.float().T).abs()  # T x E scores before softmax
+            protos = cast(torch.Tensor, m.router.prototypes).float()
+            s = (x @ protos.T).abs()  # T x E scores before softmax
             gap = s[:, owner] - torch.cat([s[:, :owner], s[:, owner + 1 :]], 1).max(1).values
             stats["last"].append(c[n_prompt - 1, owner].item())
             stats["all"].append(c[:, owner].mean().item())
@@ -161,11 +163,10 @@ def routing(label: str, experts: list[str], task: str, owner: int, **opts: objec
             stats["win_dec"].append((c[dec].argmax(1) == owner).float().mean().item())
             stats["gap_dec"].append((gap[dec] / s[dec].mean(1)).mean().item())
             xm = x.mean(0, keepdim=True)
-            sm = (xm @ m.router.prototypes.float().T).abs()[0]
+            sm = (xm @ protos.T).abs()[0]
             stats["gap_mean"].append(
                 ((sm[owner] - torch.cat([sm[:owner], sm[owner + 1 :]]).max()) / sm.mean()).item()
             )
-            protos = m.router.prototypes.float()
             mu = means[n.replace(".base", "")] if n.replace(".base", "") in means else means[n]
             sc = ((x - mu) @ protos.T).abs()
             stats["win_dec_centered"].append((sc[dec].argmax(1) == owner).float().mean().item())
