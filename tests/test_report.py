@@ -635,15 +635,17 @@ def test_cpu_real_layout_puts_table_6_and_table_9_rows_together(tiny_base: Path,
     from loralab.report.layouts import build_table, layout_for, pool
 
     p = plan(load_spec(PAPER / "cpu-real.yaml", "test"), tmp_path, "test")
-    assert len(p.experts) == 6  # setup 0 trains on familiarity-RR's files: its experts are shared
+    assert len(p.experts) == 8  # setup 0 trains on familiarity-RR's files: its experts are shared
     table = build_table(layout_for("cpu-real"), pool(p, _fake_stored(p)))
     assert table.header == ["Dataset", "Library", "Uniform", "Uniform: paper", "Arrow", "Arrow: paper"]
-    # Qwen2.5-3B-Instruct: Table 6 HH 4.9 / 5.9 and RR 3.9 / 1; Table 9 setup 0 3.9 / 1, setup 2 3.9 / 73.5
+    # Qwen2.5-3B-Instruct: Table 6 HH 4.9 / 5.9 and RR 3.9 / 1; Table 9 setup 0 3.9 / 1, setup 2 3.9 / 73.5,
+    # setup 8 2 / 43.1
     assert [(r[0], r[3], r[5]) for r in table.body] == [
         ("HH", "4.9", "5.9"),
         ("RR", "3.9", "1"),
         ("Setup 0", "3.9", "1"),
         ("Setup 2", "3.9", "73.5"),
+        ("Setup 8", "2", "43.1"),
     ]
     assert {r[2] for r in table.body} == {_ours(2, 8)}
 
