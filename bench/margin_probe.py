@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
+from loralab.diagnose.common import layer_of, make_probe
 from loralab.experts.library import load_expert
-from loralab.models.chat import prompt_text
 from loralab.models.load import load_base
 from loralab.worlds.jsonl import read_jsonl
 
@@ -34,14 +34,9 @@ def measure(model: torch.nn.Module, tok: object, rows: list[dict]) -> dict[str, 
     first_margin, kept, logp, entropy = [], [], [], []
     for row in rows:
         answer = row["answer"]
-        cut = answer.index(row["gold"])
-        prompt = prompt_text(tok, row["prompt"])
-        pre_ids = tok(prompt + answer[:cut], add_special_tokens=False)["input_ids"]  # type: ignore[operator]
-        full_ids = tok(prompt + answer[: cut + len(row["gold"])], add_special_tokens=False)["input_ids"]  # type: ignore[operator]
-        start = len(pre_ids)
-        # BPE may merge the space before the gold into the gold's first token: count from the first id that differs
-        while start > 0 and full_ids[:start] != pre_ids[:start]:
-            start -= 1
+        # the diagnostics' own tokenisation: the chat prompt, then the answer up to the gold, with the gold's tokens
+        probe = make_probe(tok, row, answer[: answer.index(row["gold"]) + len(row["gold"])])
+        full_ids, start = probe.ids, probe.classes["answer"][0]
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([full_ids])).logits[0].float()
         margins, hits, lps = [], [], []
@@ -73,18 +68,13 @@ def scaled(base: str, expert: Path, lam_of: dict[int, float]) -> tuple[torch.nn.
     e = load_expert(expert)
     weights = dict(model.named_modules())
     for name in e.modules:
-        lam = lam_of.get(layer_index(name), 0.0)
+        lam = lam_of.get(layer_of(name), 0.0)
         if lam:
             module = weights[name]
             with torch.no_grad():
                 module.weight += lam * e.delta(name).to(module.weight.dtype)
     model.eval()
     return model, tok
-
-
-def layer_index(name: str) -> int:
-    parts = name.split(".")
-    return int(parts[parts.index("layers") + 1])
 
 
 def main() -> None:
@@ -113,7 +103,7 @@ def main() -> None:
         "  lam   first-token margin (mean / median)   kept (teacher-forced)   mean log p(gold)   base entropy"
     )
     expert = load_expert(args.expert)
-    layers = sorted({layer_index(n) for n in expert.modules})
+    layers = sorted({layer_of(n) for n in expert.modules})
     weights = dict(load_base(args.base)[0].named_modules())
     rel: dict[str, list[float]] = {}
     for name in expert.modules:
