@@ -25,7 +25,7 @@ from loralab.diagnose.routing import capture, token_stats, trace
 from loralab.diagnose.strength import strength_curve
 from loralab.diagnose.validate import spearman_ci
 from loralab.diagnose.verdict import verdict
-from loralab.experts.library import Expert, load_expert
+from loralab.experts.library import Expert, distinct, load_expert
 from loralab.worlds.jsonl import read_jsonl, write_jsonl
 from tests.conftest import make_lora_folder, run_cli
 
@@ -156,6 +156,14 @@ def test_layer_groups_and_owners() -> None:
     assert owners([{"expert": "B-C"}, {}], lib)[0] == [1, None]
     with pytest.raises(Exception, match="row 1 has expert 'Z'"):
         owners([{"expert": "Z"}], lib)
+    # two seeds' experts in folders of one name: `distinct` names them by path, and a row naming the folder
+    # could be either, so it is refused rather than given to the first
+    twins = distinct([Expert("hop1", Path(s) / "A-B", 1, 1.0, {}, {}, {}) for s in ("s0", "s1")])
+    assert [e.name for e in twins] == ["s0/A-B", "s1/A-B"]
+    assert owners([{"expert": "s1/A-B"}], twins)[0] == [1]
+    with pytest.raises(Exception, match="row 2 has expert 'A-B', which could be any of s0/A-B, s1/A-B"):
+        owners([{"expert": "s0/A-B"}, {"expert": "A-B"}], twins)
+    assert [e.name for e in distinct(lib)] == ["A-B", "B-C", "oracle"]  # names that differ stay
 
 
 def test_owners_break_a_task_tie_by_the_fact(tmp_path: Path) -> None:
@@ -401,6 +409,63 @@ def test_strength_zero_is_the_base_and_one_is_eval(
     assert at1["outputs"] != at0["outputs"]  # the expert changes the answers: the comparison has teeth
 
 
+def test_gold_margins_and_delta_size_by_hand(tiny_base: Path, lib: Path, twohop_dir: Path) -> None:
+    """The margin is the next-token gap after the prompt when the answer is the gold alone, computed here
+    from one unpadded forward per row (so the batch's right padding is checked too); the delta's size from
+    the adapter file's own factors (PEFT's s = alpha / r)."""
+    from safetensors.torch import load_file
+
+    from loralab.diagnose.strength import delta_size, gold_margins, push
+    from loralab.models.chat import prompt_text
+    from loralab.models.load import load_base
+
+    model, tok = load_base(tiny_base)
+    rows = read_jsonl(twohop_dir / "ab.test.jsonl", required=("prompt", "gold"))[:5]
+    rows += read_jsonl(twohop_dir / "bc.test.jsonl", required=("prompt", "gold"))[:3]
+    rows = [{**r, "answer": r["gold"]} for r in rows]
+    got = gold_margins(model, tok, rows, batch_size=3)
+    assert (
+        len({len(tok(prompt_text(tok, r["prompt"]), add_special_tokens=False)["input_ids"]) for r in rows})
+        > 1
+    )
+    for r, m in zip(rows, got, strict=True):
+        ids = tok(prompt_text(tok, r["prompt"]), add_special_tokens=False)["input_ids"]
+        first = tok(r["gold"], add_special_tokens=False)["input_ids"][0]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        other = torch.cat([logits[:first], logits[first + 1 :]]).max()
+        assert m == pytest.approx(float(logits[first] - other), abs=1e-4)
+    assert gold_margins(model, tok, [{**rows[0], "answer": "no such entity"}]) == [None]
+
+    expert = load_expert(lib / "X")
+    weights = load_file(str(lib / "X" / "adapter_model.safetensors"))
+    config = json.loads((lib / "X" / "adapter_config.json").read_text())
+    scale = config["lora_alpha"] / config["r"]
+    sizes = []
+    for key, a in weights.items():
+        if ".lora_A." not in key:
+            continue
+        b = weights[key.replace(".lora_A.", ".lora_B.")]
+        name = key.removeprefix("base_model.model.").replace(".lora_A.weight", "")
+        sizes.append(float((scale * b @ a).norm() / model.get_submodule(name).weight.norm()))
+    assert len(sizes) == len(expert.modules) and delta_size(model, expert) == pytest.approx(
+        sum(sizes) / len(sizes), rel=1e-5
+    )
+    curve = strength_curve(model, tok, expert, rows, (0.0, 0.5, 1.0))
+    at0 = curve["points"][0]
+    assert at0["margin"] == pytest.approx(sum(got) / len(got), abs=1e-4)
+    assert at0["margin_positive"] == sum(m > 0 for m in got) / len(got)
+    assert curve["margin_n"] == len(rows)
+    summary = push(curve)
+    assert summary is not None and summary["push"] == pytest.approx(
+        curve["points"][2]["margin"] - at0["margin"]
+    )
+    if at0["margin"] < 0:
+        assert summary["ratio"] == pytest.approx(summary["push"] / -at0["margin"])
+    else:
+        assert summary["ratio"] is None
+
+
 def test_cli_diagnose_router_and_merge(
     lib: Path,
     probes: Path,
@@ -577,6 +642,13 @@ def test_cli_audit(
     said = "at the tokens of the gold answer the owner is its top choice"
     assert (f"{said} {top1:.2f} of the time." in reading) if top1 is not None else (said not in reading)
     assert "uniform: accuracy" in printed and "arrow: accuracy" in printed  # the interference tables
+    # the margin sentence: the base's mean margin at lambda 0, the mean push, from the curves' own numbers
+    curves = out["strength"]["curves"]
+    base = sum(c["points"][0]["margin"] for c in curves) / len(curves)
+    pushed = sum(c["points"][4]["margin"] - c["points"][0]["margin"] for c in curves) / len(curves)
+    assert f"the gold answer's first token is {base:+.2f} logits on average" in reading
+    assert f"the experts alone raise it by {pushed:.2f}" in reading
+    assert "margin of the gold answer's first token" in printed and all(c["margin_n"] == 2 for c in curves)
     # adapters loralab did not train and no --probe: one line
     assert run_cli([*args, "--out", str(tmp_path / "b")], monkeypatch) == 2
     assert "pass --probe FILE.jsonl" in capsys.readouterr().err
@@ -585,6 +657,51 @@ def test_cli_audit(
         == 2
     )
     assert "--probe" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_audit_tells_apart_experts_that_share_a_name(
+    lib: Path,
+    probes: Path,
+    tiny_base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two experts whose meta.json give the same name (two seeds' hop-1 experts, say) are audited apart:
+    each under its folder's name, each with its own probes and its own strength curve."""
+    rows = read_jsonl(probes, required=("prompt",))
+    for folder, src in (("first", "X"), ("second", "Y")):
+        shutil.copytree(lib / src, tmp_path / folder)
+        (tmp_path / folder / "meta.json").write_text(json.dumps({"name": "hop1"}))
+    mine = tmp_path / "mine.jsonl"
+    write_jsonl(mine, [{**r, "expert": "first" if r["expert"] == "X" else "second"} for r in rows])
+    args = ["audit", str(tmp_path / "first"), str(tmp_path / "second"), "--base", str(tiny_base)]
+    args += ["--per-expert", "2", "--method", "uniform"]
+    assert run_cli([*args, "--probe", str(mine), "--out", str(tmp_path / "a")], monkeypatch) == 0
+    out = json.loads((tmp_path / "a" / "audit.json").read_text())
+    assert out["experts"] == ["first", "second"] and out["probes"] == {"first": 2, "second": 2}
+    assert [c["expert"] for c in out["strength"]["curves"]] == ["first", "second"]
+    assert out["strength"]["curves"][0]["delta_size"] != out["strength"]["curves"][1]["delta_size"]
+    # a --probe row labelled by the shared name: one line naming the labels there are, nothing written
+    hop1 = tmp_path / "hop1.jsonl"
+    write_jsonl(hop1, [{**r, "expert": "hop1"} for r in rows])
+    assert run_cli([*args, "--probe", str(hop1), "--out", str(tmp_path / "b")], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "expert 'hop1' is not in the library (first, second)" in err and not (tmp_path / "b").exists()
+    # folders of the same name too: the experts go by their paths, and a row naming the folder is refused
+    for seed in ("s1", "s2"):
+        shutil.copytree(lib / "X", tmp_path / seed / "X")
+    same = [str(tmp_path / "s1" / "X"), str(tmp_path / "s2" / "X")]
+    xs = tmp_path / "x.jsonl"
+    write_jsonl(xs, [{**r, "expert": "X"} for r in rows])
+    more = ["--base", str(tiny_base), "--per-expert", "2", "--method", "uniform", "--probe"]
+    assert run_cli(["audit", *same, *more, str(xs), "--out", str(tmp_path / "c")], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"expert 'X' could be any of {same[0]}, {same[1]}" in err and not (tmp_path / "c").exists()
+    by_path = tmp_path / "by-path.jsonl"
+    write_jsonl(by_path, [{**r, "expert": same[k % 2]} for k, r in enumerate(rows)])
+    assert run_cli(["audit", *same, *more, str(by_path), "--out", str(tmp_path / "d")], monkeypatch) == 0
+    assert json.loads((tmp_path / "d" / "audit.json").read_text())["experts"] == same
 
 
 GRID = (Path(__file__).parent / "specs" / "tiny-grid.yaml").read_text()

@@ -205,6 +205,19 @@ def print_audit(result: dict[str, Any]) -> None:
     for c in result["strength"]["curves"]:
         table.add_row(c["expert"], *(_cell(p["accuracy"]) for p in c["points"]))
     console.print(table)
+    table = Table(
+        title="margin of the gold answer's first token (logits, teacher-forced) at lambda x its delta"
+    )
+    for col in ("expert", "delta size", *(str(x) for x in result["strength"]["lambdas"])):
+        table.add_column(col)
+    for c in result["strength"]["curves"]:
+        size = c.get("delta_size")
+        table.add_row(
+            c["expert"],
+            "-" if size is None else f"{size:.3f}",
+            *(_cell(p.get("margin")) for p in c["points"]),
+        )
+    console.print(table)
     table = Table(title="geometry (mean over modules)")
     for col in ("pair", "prototype |cos|", "delta cos", "input angle (deg)", "sign conflict"):
         table.add_column(col)

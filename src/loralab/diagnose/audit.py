@@ -4,8 +4,8 @@ Per expert, probes are its own held-out questions: the test split beside each tr
 lists (loralab-trained experts), else the rows of a `--probe` file whose `expert` field names it (rows
 `{prompt, answer, expert}`; `gold` defaults to `answer`). Then:
 
-- alone: each expert's strength curve (accuracy on its own probes at lambda x its delta; lambda = 1 is the
-  expert alone);
+- alone: each expert's strength curve (accuracy and the gold answer's teacher-forced margin on its own
+  probes at lambda x its delta; lambda = 1 is the expert alone) and its delta's size;
 - pairwise interference, per method: each pair combined; `drop[i][j]` = expert i's accuracy alone minus its
   accuracy combined with expert j (positive: j costs i that much);
 - the whole library, per method: each expert's accuracy combined with all the others, and for routers the
@@ -26,12 +26,19 @@ from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_j
 from loralab.combination import combine, get_method
 from loralab.diagnose.common import make_probe
 from loralab.diagnose.geometry import geometry
-from loralab.diagnose.html import CSS, heatmap_png, table
+from loralab.diagnose.html import CSS, heatmap_png, margin_table, table
 from loralab.diagnose.routing import trace
-from loralab.diagnose.strength import LAMBDAS, max_new_tokens, strength_curve
+from loralab.diagnose.strength import LAMBDAS, max_new_tokens, push, strength_curve
 from loralab.errors import LoralabError
 from loralab.evaluation import evaluate
-from loralab.experts.library import ADAPTER_CONFIG, Expert, check_compatible, load_expert, refuse_repeats
+from loralab.experts.library import (
+    ADAPTER_CONFIG,
+    Expert,
+    check_compatible,
+    distinct,
+    load_expert,
+    refuse_repeats,
+)
 from loralab.models.load import load_base
 from loralab.worlds.jsonl import read_jsonl
 
@@ -96,6 +103,13 @@ def probe_sets(
             raise LoralabError(
                 f"{probe}: expert {unknown[0]!r} is not in the library ({', '.join(sorted(known))})"
             )
+        for label in sorted(by_name):
+            named = [str(e.path) for e in experts if label in (e.name, e.path.name)]
+            if len(named) > 1:
+                raise LoralabError(
+                    f"{probe}: expert {label!r} could be any of {', '.join(named)}: label its rows by "
+                    "the names the audit gives them (the folder's path where folder names repeat)"
+                )
     out = {}
     for i, e in enumerate(experts):
         rows = (
@@ -140,7 +154,7 @@ def audit(
     for s in specs:
         if s.kind not in ("merge", "router"):
             raise LoralabError(f"--method {s.name}: audit combines with merges and routers, not a {s.kind}")
-    experts = [load_expert(p) for p in library_experts(list(library))]
+    experts = distinct([load_expert(p) for p in library_experts(list(library))])
     pristine, tokenizer = base if isinstance(base, tuple) else load_base(base)
     check_compatible(experts, pristine)
     names = [e.name for e in experts]
@@ -275,6 +289,7 @@ def reading(result: dict[str, Any]) -> str:
             f"At half strength (what a two-expert Uniform merge gives each) the experts keep {kept:.2f} of "
             f"their accuracy: {cause}."
         )
+    parts += _push_reading(result["strength"]["curves"])
     for method, whole in result["library"].items():
         r = whole.get("routing")
         if r and r.get("owner_coefficient") is not None:
@@ -299,6 +314,32 @@ def reading(result: dict[str, Any]) -> str:
             f"No probes for {', '.join(result['no_probes'])}: they are left out of the accuracy numbers."
         )
     return " ".join(parts)
+
+
+def _push_reading(curves: Sequence[dict[str, Any]]) -> list[str]:
+    """The margin sentence: how far each expert pushes its gold answer against the base's own preference."""
+    found = [(c, p) for c in curves if (p := push(c)) is not None]
+    if not found:
+        return []
+    base = float(np.mean([p["base"] for _, p in found]))
+    pushed = float(np.mean([p["push"] for _, p in found]))
+    ratios = [p["ratio"] for _, p in found if p["ratio"] is not None]
+    sizes = [c["delta_size"] for c, _ in found if c.get("delta_size") is not None]
+    edit = (
+        f"; their deltas are {100 * float(np.mean(sizes)):.1f}% of the weights they change" if sizes else ""
+    )
+    text = (
+        f"Teacher-forced on their reference answers, the base's margin for the gold answer's first token is "
+        f"{base:+.2f} logits on average and the experts alone raise it by {pushed:.2f}{edit}."
+    )
+    if ratios:
+        text += (
+            f" The push is {min(ratios):.2f}-{max(ratios):.2f} times the base's preference against the gold "
+            f"(over the {len(ratios)} expert(s) whose base prefers another token): where the margin moves "
+            "linearly with lambda, an expert holds at strength 1/E only where that ratio exceeds E (2 for a "
+            "two-expert Uniform merge)."
+        )
+    return [text]
 
 
 def _at(curve: dict[str, Any], lam: float) -> float | None:
@@ -350,6 +391,7 @@ def render_audit(result: dict[str, Any]) -> str:
             [[c["expert"], *(p["accuracy"] for p in c["points"])] for c in result["strength"]["curves"]],
         )
     )
+    parts += margin_table(result["strength"])
     pairs = result["geometry"]["pairs"]
     parts.append("<h2>Geometry</h2>")
     parts.append(

@@ -191,6 +191,11 @@ def owners(
                 raise LoralabError(
                     f"{source}: row {n} has expert {label!r}, not one of {', '.join(sorted(names))}"
                 )
+            both = [str(e.path) for e in experts if str(label) in (e.name, e.path.name)]
+            if len(both) > 1:
+                raise LoralabError(
+                    f"{source}: row {n} has expert {label!r}, which could be any of {', '.join(both)}"
+                )
             out.append(names[str(label)] if label is not None else None)
         return out, "the rows' expert field"
     seen = [_training(e) for e in experts]

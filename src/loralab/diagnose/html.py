@@ -196,6 +196,25 @@ def _overlaps(geometry: dict[str, Any]) -> list[str]:
     return parts
 
 
+def margin_table(strength: dict[str, Any]) -> list[str]:
+    """The curves' mean gold margins per lambda, with the delta's relative size (none for curves measured
+    before margins were)."""
+    curves = [c for c in strength.get("curves", []) if any(p.get("margin") is not None for p in c["points"])]
+    if not curves:
+        return []
+    return [
+        '<p class="note">Mean margin of the gold answer\'s first token (logits; teacher-forced on the reference '
+        "answer; negative: the model prefers another token), and the delta's size |s B A| / |W|:</p>",
+        table(
+            ["expert", "n", "delta size", *(f"lambda {x}" for x in strength["lambdas"])],
+            [
+                [c["expert"], c.get("margin_n"), c.get("delta_size"), *(p.get("margin") for p in c["points"])]
+                for c in curves
+            ],
+        ),
+    ]
+
+
 def _strength(strength: dict[str, Any]) -> list[str]:
     if "skipped" in strength:
         return [f'<p class="note">{escape(strength["skipped"])}</p>']
@@ -222,6 +241,7 @@ def _strength(strength: dict[str, Any]) -> list[str]:
                 [[c["expert"], *(p["accuracy"] for p in c["points"])] for c in curves],
             )
         )
+        parts += margin_table(strength)
     if strength.get("no_probes"):
         parts.append(
             f'<p class="note">no probes of their own (no curve): {escape(", ".join(strength["no_probes"]))}</p>'

@@ -20,7 +20,7 @@ from loralab.diagnose.routing import trace
 from loralab.diagnose.strength import LAMBDAS, max_new_tokens, strength_curve
 from loralab.diagnose.verdict import verdict
 from loralab.evaluation import generate
-from loralab.experts.library import Expert, check_compatible, load_expert
+from loralab.experts.library import Expert, check_compatible, distinct, load_expert
 from loralab.models.load import load_base
 
 PAGE = "diagnostics.html"
@@ -69,7 +69,7 @@ def diagnose(
     """
     spec = get_method(method)
     opts = coerce_options(spec, dict(options or {}))
-    loaded = [e if isinstance(e, Expert) else load_expert(e) for e in experts]
+    loaded = distinct([e if isinstance(e, Expert) else load_expert(e) for e in experts])
     pristine, tokenizer = base if isinstance(base, tuple) else load_base(base)
     if loaded:
         check_compatible(loaded, pristine)

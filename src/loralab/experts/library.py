@@ -3,7 +3,9 @@ a library is a folder of experts with an `index.json`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +198,16 @@ def refuse_repeats(paths: Sequence[Path], flag: str = "") -> None:
             also = f" (as {seen[key]} and {p})" if str(seen[key]) != str(p) else ""
             raise LoralabError(f"{flag + ' ' if flag else ''}{p}: the same expert is given twice{also}")
         seen[key] = p
+
+
+def distinct(experts: Sequence[Expert]) -> list[Expert]:
+    """The experts, each named so that tables and probe labels tell them apart: a name (meta.json's `name`)
+    that two experts share becomes each one's folder name, and where those are shared too, its path."""
+    out = list(experts)
+    for key in (lambda e: e.path.name, lambda e: str(e.path)):
+        counts = Counter(e.name for e in out)
+        out = [dataclasses.replace(e, name=key(e)) if counts[e.name] > 1 else e for e in out]
+    return out
 
 
 def recorded_base(experts: Sequence[Path | str | Expert]) -> str | None:
