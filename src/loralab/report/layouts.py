@@ -321,7 +321,7 @@ ROUTINGS = Layout(
 )
 CPU_REAL = Layout(
     "cpu-real",
-    "Tables 6 and 9 on one base: HH and RR (Table 6) and bridge setups 0 and 2 (Table 9), two-hop accuracy (%)",
+    "Tables 6 and 9 on one base: HH and RR (Table 6) and bridge setups 0, 2 and 8 (Table 9), two-hop accuracy (%)",
     "Rows: the familiarity datasets' 2-combination (Table 6) and the bridge setups (Table 9); the paper's "
     "numbers are its models', ours are the base's named above.",
     (("Dataset", setup_label), ("Library", library_label)),
