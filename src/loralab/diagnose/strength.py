@@ -44,27 +44,26 @@ def gold_margins(
 ) -> list[float | None]:
     """Per row, teacher-forced on its reference answer (`answer`, else `gold`): the first gold token's logit
     minus the best other logit where it is predicted; None for a row whose answer does not contain its gold."""
-    targets: list[tuple[list[int], int] | None] = []
-    for row in rows:
+    todo: list[tuple[int, list[int], int]] = []  # (row, token ids, position of the gold's first token)
+    for i, row in enumerate(rows):
         probe = make_probe(tokenizer, row, str(row.get("answer") or row.get("gold") or ""))
         where = probe.classes.get("answer") or []
-        targets.append((probe.ids, where[0]) if row.get("gold") and where and where[0] > 0 else None)
+        if row.get("gold") and where and where[0] > 0:
+            todo.append((i, probe.ids, where[0]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     out: list[float | None] = [None] * len(rows)
-    todo = [i for i, t in enumerate(targets) if t is not None]
-    for start in range(0, len(todo), max(1, batch_size)):
-        chunk = todo[start : start + max(1, batch_size)]
-        length = max(len(targets[i][0]) for i in chunk)  # type: ignore[index]
+    step = max(1, batch_size)
+    for start in range(0, len(todo), step):
+        chunk = todo[start : start + step]
+        length = max(len(seq) for _, seq, _ in chunk)
         ids = torch.full((len(chunk), length), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), length), dtype=torch.long)
-        for k, i in enumerate(chunk):
-            seq = targets[i][0]  # type: ignore[index]
+        for k, (_, seq, _) in enumerate(chunk):
             ids[k, : len(seq)] = torch.tensor(seq)
             mask[k, : len(seq)] = 1  # right padding: the real positions see only themselves and earlier ones
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        for k, i in enumerate(chunk):
-            seq, pos = targets[i]  # type: ignore[misc]
+        for k, (i, seq, pos) in enumerate(chunk):
             scores = logits[k, pos - 1].float().clone()
             gold = float(scores[seq[pos]])
             scores[seq[pos]] = -torch.inf
@@ -76,8 +75,8 @@ def delta_size(model: Any, expert: Expert) -> float:
     """The mean over the expert's modules of |s B A|_F / |W|_F: how large an edit of the weights it is."""
     sizes = []
     for m in expert.modules:
-        w = model.get_submodule(m).weight.detach().float()
-        sizes.append(float(expert.delta(m).float().norm() / w.norm().clamp_min(1e-30)))
+        w = float(model.get_submodule(m).weight.detach().float().norm())
+        sizes.append(float(expert.delta(m).norm()) / max(w, 1e-30))
     return float(np.mean(sizes)) if sizes else float("nan")
 
 
