@@ -494,7 +494,11 @@ def test_cli_diagnose_router_and_merge(
         "all",
     }
     assert diag["attribution"]["experts"]["Y"]["all"]["bridge"] is not None  # CoT rows carry the bridge B
-    assert "data:image/png;base64," in (tmp_path / "a" / "diagnostics.html").read_text()
+    page = (tmp_path / "a" / "diagnostics.html").read_text()
+    assert "data:image/png;base64," in page
+    # margins on every probe with a gold in its answer: X's 4 one-hop rows, Y's 2 CoT rows (the gold's last mention)
+    assert [c["margin_n"] for c in diag["strength"]["curves"]] == [4, 2]
+    assert "Mean margin of the gold answer" in page
     assert "verdict:" in capsys.readouterr().out
     # a merge: no router, routing skipped and said so
     parts = ["--parts", "routing,geometry"]
@@ -649,6 +653,7 @@ def test_cli_audit(
     assert f"the gold answer's first token is {base:+.2f} logits on average" in reading
     assert f"the experts alone raise it by {pushed:.2f}" in reading
     assert "margin of the gold answer's first token" in printed and all(c["margin_n"] == 2 for c in curves)
+    assert "Mean margin of the gold answer" in (tmp_path / "a" / "audit.html").read_text()
     # adapters loralab did not train and no --probe: one line
     assert run_cli([*args, "--out", str(tmp_path / "b")], monkeypatch) == 2
     assert "pass --probe FILE.jsonl" in capsys.readouterr().err
