@@ -117,8 +117,9 @@ def audit_cmd(
     per_expert: Annotated[int, typer.Option(help="probes per expert")] = 16,
     overwrite: bool = False,
 ) -> None:
-    """Audit a library: each expert alone (strength curves), the pairwise interference matrix per method,
-    the whole library's routing accuracy, the geometry summary, and a one-paragraph reading.
+    """Audit a library: each expert alone (strength curves: accuracy and the gold answer's margin at lambda x
+    its delta), the pairwise interference matrix per method, the whole library's routing accuracy, the
+    geometry summary, and a one-paragraph reading.
 
     Example: loralab audit loralab-work/library/my-lib --base default --probe probes.jsonl --out audit
     """
