@@ -34,6 +34,7 @@ from loralab.evaluation import evaluate
 from loralab.experts.library import (
     ADAPTER_CONFIG,
     Expert,
+    answering_to,
     check_compatible,
     distinct,
     load_expert,
@@ -104,7 +105,7 @@ def probe_sets(
                 f"{probe}: expert {unknown[0]!r} is not in the library ({', '.join(sorted(known))})"
             )
         for label in sorted(by_name):
-            named = [str(e.path) for e in experts if label in (e.name, e.path.name)]
+            named = [str(e.path) for e in answering_to(experts, label)]
             if len(named) > 1:
                 raise LoralabError(
                     f"{probe}: expert {label!r} could be any of {', '.join(named)}: label its rows by "

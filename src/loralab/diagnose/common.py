@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.errors import LoralabError
-from loralab.experts.library import Expert
+from loralab.experts.library import Expert, answering_to
 from loralab.models.chat import prompt_text
 
 _LAYER = re.compile(r"\.(\d+)\.")
@@ -191,7 +191,7 @@ def owners(
                 raise LoralabError(
                     f"{source}: row {n} has expert {label!r}, not one of {', '.join(sorted(names))}"
                 )
-            both = [str(e.path) for e in experts if str(label) in (e.name, e.path.name)]
+            both = [str(e.path) for e in answering_to(experts, str(label))]
             if len(both) > 1:
                 raise LoralabError(
                     f"{source}: row {n} has expert {label!r}, which could be any of {', '.join(both)}"

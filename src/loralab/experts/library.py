@@ -210,6 +210,11 @@ def distinct(experts: Sequence[Expert]) -> list[Expert]:
     return out
 
 
+def answering_to(experts: Sequence[Expert], label: str) -> list[Expert]:
+    """The experts a label in a data row (`expert` field) can mean: those with that name or folder name."""
+    return [e for e in experts if label in (e.name, e.path.name)]
+
+
 def recorded_base(experts: Sequence[Path | str | Expert]) -> str | None:
     """The base the experts were trained on, from their meta.json (`base`): a built-in or imported base's
     name when the folder is one (`named_base`), else the folder. None when no expert records one; experts
