@@ -18,6 +18,7 @@ from loralab.combination import combine
 from loralab.combination.arrow import install_arrow
 from loralab.combination.routers import uniform_route
 from loralab.diagnose import VERSION
+from loralab.diagnose.answers import Sorter, strongest, tally, vocabularies
 from loralab.diagnose.attribution import leave_one_out
 from loralab.diagnose.common import Probe, layer_groups, make_probe, owners
 from loralab.diagnose.geometry import geometry, module_geometry
@@ -654,6 +655,25 @@ def test_cli_audit(
     assert f"the experts alone raise it by {pushed:.2f}" in reading
     assert "margin of the gold answer's first token" in printed and all(c["margin_n"] == 2 for c in curves)
     assert "Mean margin of the gold answer" in (tmp_path / "a" / "audit.html").read_text()
+    # whose answers: X alone on Y's probes and Y on X's, and each whole library on all four; the vocabulary
+    # is the probes' golds (these adapters have no training files); the gold column is the accuracy
+    answers = out["answers"]
+    assert set(answers["alone"]) == {"X", "Y"} and answers["alone"]["X"]["Y"]["n"] == 2
+    assert "X" not in answers["alone"]["X"]  # not on its own probes (that is the strength curve)
+    for method in ("uniform", "arrow"):
+        for owner, c in answers["library"][method].items():
+            other = "Y" if owner == "X" else "X"
+            assert c["n"] == 2 and set(c) == {"n", "gold", "own", other, "other"}
+            assert c["gold"] / c["n"] == out["library"][method]["accuracy"][owner]
+            assert c["gold"] + c["own"] + c[other] + c["other"] == c["n"]  # one other expert: no sharing
+    assert "whose answers" in printed and "Whose answers" in (tmp_path / "a" / "audit.html").read_text()
+    best = strongest(answers)
+    said = (
+        "No whole-library combination answers"
+        if best is None
+        else f"{best['share']:.2f} of {best['owner']}'s"
+    )
+    assert said in reading
     # adapters loralab did not train and no --probe: one line
     assert run_cli([*args, "--out", str(tmp_path / "b")], monkeypatch) == 2
     assert "pass --probe FILE.jsonl" in capsys.readouterr().err
@@ -841,6 +861,47 @@ def test_prediction_pools_scores_against_each_target() -> None:
     # a constant target (no two-hop answer anywhere) predicts nothing: no rho, not a spurious one
     assert rhos["two-hop accuracy"]["rho"] is None and rhos["both hops retained"]["rho"] is None
     assert prediction(found)["delta_cos"]["A→B kept"]["n"] == 0
+
+
+def test_answers_are_sorted_by_whose_answer_they_name(tmp_path: Path) -> None:
+    vocab = {"hop1": {"Kruthaisle", "Ann"}, "hop2": {"Athens", "Paris"}, "oracle": {"Athens", "Rome"}}
+    sorter = Sorter(vocab)
+    where, who = "Where was Kruthaisle born?", "Who is Bo's spouse?"
+    cases = [
+        # the question's own subject is one of hop1's answers: skipped, the next name counts
+        ("hop2", where, "Kruthaisle was born in Ann", False, ["hop1"]),
+        ("hop2", where, "Kruthaisle was born in Paris", False, ["own"]),
+        ("hop2", where, "Paris or Ann", False, ["own"]),  # the first name counts
+        ("hop1", who, "Bo's spouse is ATHENS.", False, ["hop2", "oracle"]),  # shared: both credited
+        ("hop1", who, "Annapolis", False, ["other"]),  # whole words only
+        ("hop2", where, "", False, ["other"]),
+        ("hop2", where, "Rome", True, ["gold"]),  # scored correct: gold, whatever it names
+        ("oracle", where, "Kruthaisle", False, ["other"]),  # only the subject: nothing else named
+    ]
+    for owner, prompt, said, correct, want in cases:
+        assert sorter.sort({"prompt": prompt, "extracted": said, "correct": correct}, owner) == want, said
+    rows = [{"prompt": c[1], "extracted": c[2], "correct": c[3]} for c in cases]
+    counts = tally(rows, [c[0] for c in cases], sorter, ["hop1", "hop2", "oracle"])
+    assert counts["hop2"] == {"n": 5, "gold": 1, "own": 2, "hop1": 1, "oracle": 0, "other": 1}
+    assert counts["hop1"] == {"n": 2, "gold": 0, "own": 0, "hop2": 1, "oracle": 1, "other": 1}
+    assert counts["oracle"] == {"n": 1, "gold": 0, "own": 0, "hop1": 0, "hop2": 0, "other": 1}
+    # the strongest crosstalk of the whole-library tallies, with the same expert's share alone
+    alone = {"hop1": {"hop2": {"n": 4, "gold": 0, "own": 0, "hop1": 3, "oracle": 0, "other": 1}}}
+    best = strongest({"library": {"uniform": counts}, "alone": alone})
+    assert best is not None
+    assert (best["owner"], best["by"], best["count"], best["n"]) == ("hop1", "hop2", 1, 2)
+    assert best["share"] == 0.5 and best["alone"] is None  # hop2 alone on hop1's questions: not measured
+    counts["hop2"]["hop1"] = 3  # now 3 of hop2's 5 questions get hop1's answers
+    best = strongest({"library": {"arrow": counts}, "alone": alone})
+    assert best is not None and (best["method"], best["owner"], best["by"]) == ("arrow", "hop2", "hop1")
+    assert best["share"] == 0.6 and best["alone"] == 0.75
+    assert strongest({"library": {"uniform": {"hop1": {"n": 2, "gold": 2, "own": 0, "other": 0}}}}) is None
+    # the vocabulary: the training files' golds (from meta.json) and the probes' golds
+    write_jsonl(tmp_path / "ab.train.jsonl", [{"prompt": "p", "gold": "Bo "}, {"prompt": "q", "gold": "Cy"}])
+    e = Expert("hop1", tmp_path / "hop1", 1, 1.0, {}, {}, {"data": [str(tmp_path / "ab.train.jsonl")]})
+    alien = Expert("alien", tmp_path / "alien", 1, 1.0, {}, {}, {})
+    found = vocabularies([e, alien], {0: [{"gold": "Di"}], 1: [{"gold": "Ed"}, {"prompt": "no gold"}]})
+    assert found == {"hop1": {"Bo", "Cy", "Di"}, "alien": {"Ed"}}
 
 
 def test_audit_probes_come_from_the_experts_held_out_data(twohop_dir: Path) -> None:

@@ -182,8 +182,10 @@ def _cell(v: Any) -> str:
 
 def print_audit(result: dict[str, Any]) -> None:
     """The audit's tables on the terminal: alone and whole library, interference per method, strength
-    curves, geometry per pair."""
+    curves and margins, whose answers, geometry per pair."""
     from rich.table import Table
+
+    from loralab.diagnose.audit import answer_rows
 
     names = result["experts"]
     table = Table(title="each expert on its own probes")
@@ -219,6 +221,24 @@ def print_audit(result: dict[str, Any]) -> None:
             *(_cell(p.get("margin")) for p in c["points"]),
         )
     console.print(table)
+    answers = result.get("answers") or {}
+    for method, counts in answers.get("library", {}).items():
+        table = Table(title=f"{method}, all experts: whose answers (share of each expert's probes)")
+        for col in ("questions of", "n", "gold", "own", *names, "other"):
+            table.add_column(col)
+        for row in answer_rows(counts, names):
+            table.add_row(row[0], str(row[1]), *(_cell(v) for v in row[2:]))
+        console.print(table)
+    alone = answers.get("alone") or {}
+    if alone:
+        table = Table(title="each expert alone on the others' probes: share answered with its own answers")
+        for col in ("expert \\ questions of", *names):
+            table.add_column(col)
+        for e in names:
+            if e in alone:
+                shares = [c[e] / c["n"] if (c := alone[e].get(o)) and c["n"] else None for o in names]
+                table.add_row(e, *(_cell(v) for v in shares))
+        console.print(table)
     table = Table(title="geometry (mean over modules)")
     for col in ("pair", "prototype |cos|", "delta cos", "input angle (deg)", "sign conflict"):
         table.add_column(col)

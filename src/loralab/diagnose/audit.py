@@ -10,6 +10,9 @@ lists (loralab-trained experts), else the rows of a `--probe` file whose `expert
   accuracy combined with expert j (positive: j costs i that much);
 - the whole library, per method: each expert's accuracy combined with all the others, and for routers the
   routing accuracy (mean coefficient of the owner on its own probes);
+- whose answers (`answers.py`): each expert alone on the other experts' probes, and the whole library on every
+  probe, with each answer sorted as the gold, the owner's kind of answer, another expert's answer, or other:
+  interference one can read, an expert's edit answering questions that are not its relation's;
 - the geometry summary, and a one-paragraph reading of all this.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ import numpy as np
 
 from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_json
 from loralab.combination import combine, get_method
+from loralab.diagnose.answers import Sorter, strongest, tally, vocabularies
 from loralab.diagnose.common import make_probe
 from loralab.diagnose.geometry import geometry
 from loralab.diagnose.html import CSS, heatmap_png, margin_table, table
@@ -185,11 +190,20 @@ def audit(
         "library": {},
         "geometry": {k: v for k, v in geometry(experts, density).items() if k != "modules"},
     }
+    vocab = vocabularies(experts, probes)
+    sorter = Sorter(vocab)
+    result["answers"] = {
+        "vocabulary": {n: len(v) for n, v in vocab.items()},
+        "alone": _alone_on_others(pristine, tokenizer, experts, probes, sorter, batch_size),
+        "library": {},
+    }
     for spec in specs:
         result["interference"][spec.name] = _pairs(
             pristine, tokenizer, experts, probes, alone, spec.name, batch_size
         )
-        result["library"][spec.name] = _whole(pristine, tokenizer, experts, probes, spec.name, batch_size)
+        whole, answers = _whole(pristine, tokenizer, experts, probes, spec.name, batch_size, sorter)
+        result["library"][spec.name] = whole
+        result["answers"]["library"][spec.name] = answers
     result["reading"] = reading(result)
     return result
 
@@ -224,6 +238,30 @@ def _pairs(
     return {"drop": drop, "mean_drop": float(np.mean(values)) if values else None}
 
 
+def _alone_on_others(
+    pristine: Any,
+    tokenizer: Any,
+    experts: list[Expert],
+    probes: dict[int, list[dict[str, Any]]],
+    sorter: Sorter,
+    batch: int,
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Per expert, alone at full strength on every other expert's probes: its answers sorted per owner."""
+    names = [e.name for e in experts]
+    out = {}
+    for i, e in enumerate(experts):
+        rows = [r for j in sorted(probes) if j != i for r in probes[j]]
+        if not rows:
+            continue
+        model = combine((copy.deepcopy(pristine), tokenizer), [e], "uniform")
+        result = evaluate(
+            model, tokenizer, rows, max_new_tokens(rows), batch, f"{e.name} on the others' probes"
+        )
+        out[e.name] = tally(result.rows, [r["expert"] for r in rows], sorter, names)
+        del model
+    return out
+
+
 def _whole(
     pristine: Any,
     tokenizer: Any,
@@ -231,12 +269,14 @@ def _whole(
     probes: dict[int, list[dict[str, Any]]],
     method: str,
     batch: int,
-) -> dict[str, Any]:
+    sorter: Sorter,
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     names = [e.name for e in experts]
     rows = [r for i in sorted(probes) for r in probes[i]]
     model = combine((copy.deepcopy(pristine), tokenizer), experts, method)
     result = evaluate(model, tokenizer, rows, max_new_tokens(rows), batch, f"{method} whole library")
     out: dict[str, Any] = {"accuracy": _by_expert(rows, [r["correct"] for r in result.rows], names)}
+    answers = tally(result.rows, [r["expert"] for r in rows], sorter, names)
     if get_method(method).kind == "router":
         index = {n: i for i, n in enumerate(names)}
         traced = [
@@ -254,7 +294,7 @@ def _whole(
             "entropy_ratio": routing["by_class"]["focus"].get("entropy_ratio"),
             "answer_owner_top1": answer.get("owner_top1") if answer.get("tokens") else None,
         }
-    return out
+    return out, answers
 
 
 def reading(result: dict[str, Any]) -> str:
@@ -303,6 +343,7 @@ def reading(result: dict[str, Any]) -> str:
                     else "."
                 )
             )
+    parts += _answers_reading(result.get("answers"), len(names))
     s = result["geometry"].get("summary") or {}
     if s.get("prototype_abs_cos") is not None:
         parts.append(
@@ -341,6 +382,39 @@ def _push_reading(curves: Sequence[dict[str, Any]]) -> list[str]:
             "two-expert Uniform merge)."
         )
     return [text]
+
+
+def _answers_reading(answers: dict[str, Any] | None, experts: int) -> list[str]:
+    """The interference sentence: the largest share of one expert's questions that a whole-library
+    combination answers with another expert's answers, beside what that expert gives alone."""
+    if not answers or not answers.get("library"):
+        return []
+    best = strongest(answers)
+    if best is None:
+        return ["No whole-library combination answers an expert's questions with another expert's answers."]
+    alone = (
+        f"; alone, {best['by']} gives one of its answers to {best['alone']:.2f} of them"
+        if best["alone"] is not None
+        else ""
+    )
+    return [
+        f"Under {best['method']} with all {experts} experts, {best['share']:.2f} of {best['owner']}'s questions "
+        f"({best['count']} of {best['n']}) are answered with one of {best['by']}'s answers{alone}: "
+        f"{best['by']}'s edit acts on questions that are not its own."
+    ]
+
+
+def answer_rows(counts: dict[str, dict[str, int]], names: Sequence[str]) -> list[list[Any]]:
+    """Table rows (owner, n, gold, own, one share per expert, other) of one tally; "-" where the column is
+    the owner itself."""
+    rows = []
+    for owner in names:
+        c = counts.get(owner)
+        if not c or not c["n"]:
+            continue
+        share = [c[k] / c["n"] if k in c else None for k in ("gold", "own", *names, "other")]
+        rows.append([owner, c["n"], *share])
+    return rows
 
 
 def _at(curve: dict[str, Any], lam: float) -> float | None:
@@ -393,6 +467,30 @@ def render_audit(result: dict[str, Any]) -> str:
         )
     )
     parts += margin_table(result["strength"])
+    answers = result.get("answers") or {}
+    if answers.get("library"):
+        parts.append("<h2>Whose answers</h2>")
+        parts.append(
+            "<p class=\"note\">Share of each expert's probes answered with the gold, another of the owner's "
+            "answers, one of each other expert's answers (the columns named after the experts), or none of "
+            "these (answers.py says how they are sorted).</p>"
+        )
+        header = ["questions of", "n", "gold", "own", *names, "other"]
+        for method, counts in answers["library"].items():
+            parts.append(f"<h3>{escape(method)}, all experts</h3>")
+            parts.append(table(header, answer_rows(counts, names)))
+        alone = answers.get("alone") or {}
+        parts.append("<h3>Each expert alone on the others' probes: share answered with its answers</h3>")
+        parts.append(
+            table(
+                ["expert \\ questions of", *names],
+                [
+                    [e, *(c[e] / c["n"] if (c := alone[e].get(o)) and c["n"] else None for o in names)]
+                    for e in names
+                    if e in alone
+                ],
+            )
+        )
     pairs = result["geometry"]["pairs"]
     parts.append("<h2>Geometry</h2>")
     parts.append(

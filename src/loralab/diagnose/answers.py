@@ -1,0 +1,120 @@
+"""Whose answer is it? Each answer a model gives sorted by the experts whose answers it names.
+
+A combination that forgets a fact may answer with nothing known, or with the right kind of answer for the
+wrong fact, or with what *another* expert was trained to answer: a B→C question ("where was B born?")
+answered with a person, because the A→B expert's edit acts on every question, not only on those of its
+relation. The last is interference with a face one can read off the outputs (`models/README.md`, "Dilution
+removed, interference remains"), and it tells apart a base whose question selects the edit that acts from one
+whose does not.
+
+Each expert's *answers* are the gold answers of its training files (loralab-trained experts: the files its
+meta.json lists) and of its probe rows. An answer the model gives to a question owned by expert `o` is:
+
+- `gold`: scored correct, as the evaluation scores it;
+- `own`: it names another of `o`'s answers (the relation's kind of answer, the wrong fact);
+- one column per other expert `k`: it names one of `k`'s answers and none of `o`'s (when two other experts
+  share that answer, both are credited, so these columns may sum above the wrong answers);
+- `other`: none of these (a name no expert was trained to answer, or nothing).
+
+Only the model's extracted answer counts (after "Therefore, the answer is" for CoT, the first line for a
+direct answer), names count as whole words, and a name that the question itself contains is skipped (the
+subject of a B→C question is one of the A→B expert's answers). Where several names occur, the first counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loralab.experts.library import Expert
+from loralab.worlds.jsonl import read_jsonl
+
+GOLD, OWN, OTHER = "gold", "own", "other"
+
+
+def vocabularies(
+    experts: Sequence[Expert], probes: Mapping[int, Sequence[dict[str, Any]]]
+) -> dict[str, set[str]]:
+    """Per expert name, the answers it was trained on (its training files' `gold`) and its probes' golds."""
+    out: dict[str, set[str]] = {}
+    for i, e in enumerate(experts):
+        names = {str(r["gold"]) for r in probes.get(i, []) if r.get("gold")}
+        for f in e.meta.get("data") or []:
+            path = Path(f)
+            if path.is_file():
+                names |= {str(r["gold"]) for r in read_jsonl(path, required=("prompt",)) if r.get("gold")}
+        out[e.name] = {n.strip() for n in names if n.strip()}
+    return out
+
+
+def _pattern(names: set[str]) -> re.Pattern[str] | None:
+    if not names:
+        return None
+    alts = "|".join(re.escape(n) for n in sorted(names, key=lambda s: (-len(s), s)))
+    return re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE)
+
+
+class Sorter:
+    """Sorts answers against the experts' vocabularies (built once; see the module docstring)."""
+
+    def __init__(self, vocab: Mapping[str, set[str]]) -> None:
+        self.vocab = {k: {n.lower() for n in v} for k, v in vocab.items()}
+        self.pattern = _pattern({n for v in vocab.values() for n in v})
+
+    def sort(self, row: Mapping[str, Any], owner: str) -> list[str]:
+        """The categories one evaluated row (`prompt`, `extracted`, `correct`) falls in, for owner `owner`."""
+        if row.get("correct"):
+            return [GOLD]
+        if self.pattern is not None:
+            prompt = str(row.get("prompt", "")).lower()
+            for m in self.pattern.finditer(str(row.get("extracted") or "")):
+                name = m.group(0).lower()
+                if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", prompt):
+                    continue  # the question's own subject
+                if name in self.vocab.get(owner, set()):
+                    return [OWN]
+                return [k for k, v in self.vocab.items() if k != owner and name in v]
+        return [OTHER]
+
+
+def tally(
+    rows: Sequence[Mapping[str, Any]], owners: Sequence[str], sorter: Sorter, experts: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Per owner (the expert whose question it is): `n` and the count of answers in each category
+    (gold, own, each other expert, other), zeros included."""
+    out: dict[str, dict[str, int]] = {}
+    for row, owner in zip(rows, owners, strict=True):
+        counts = out.setdefault(
+            owner, {"n": 0, GOLD: 0, OWN: 0, **{k: 0 for k in experts if k != owner}, OTHER: 0}
+        )
+        counts["n"] += 1
+        for cat in sorter.sort(row, owner):
+            counts[cat] += 1
+    return out
+
+
+def strongest(answers: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The largest share of one expert's questions answered with another expert's answers in a whole-library
+    combination: {method, owner, by, share, count, n, alone} (`alone`: the share the same expert gives alone
+    on those questions, where measured); None when no such answer was given."""
+    best: dict[str, Any] | None = None
+    for method, table in answers.get("library", {}).items():
+        for owner, counts in table.items():
+            for k, c in counts.items():
+                if k in ("n", GOLD, OWN, OTHER) or not counts["n"] or not c:
+                    continue
+                share = c / counts["n"]
+                if best is None or share > best["share"]:
+                    alone = answers.get("alone", {}).get(k, {}).get(owner)
+                    best = {
+                        "method": method,
+                        "owner": owner,
+                        "by": k,
+                        "share": share,
+                        "count": c,
+                        "n": counts["n"],
+                        "alone": alone[k] / alone["n"] if alone and alone["n"] else None,
+                    }
+    return best
