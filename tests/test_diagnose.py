@@ -501,6 +501,21 @@ def test_cli_diagnose_router_and_merge(
     assert [c["margin_n"] for c in diag["strength"]["curves"]] == [4, 2]
     assert "Mean margin of the gold answer" in page
     assert "verdict:" in capsys.readouterr().out
+    # whose answers, sorted from the outputs the routing trace read: X owns the 4 one-hop rows, Y the 2 CoT
+    by_owner = diag["answers"]["by_owner"]
+    assert {k: c["n"] for k, c in by_owner.items()} == {"X": 4, "Y": 2} and "Whose answers" in page
+    # a merge has no outputs to trace: they are generated for the answers, as an evaluation would score them
+    args_t = [*args, "--method", "ties", "--parts", "answers", "--out", str(tmp_path / "s")]
+    assert run_cli(args_t, monkeypatch) == 0
+    sorted_t = json.loads((tmp_path / "s" / "diagnostics.json").read_text())["answers"]["by_owner"]
+    from loralab.evaluation import evaluate
+    from loralab.models.load import load_base
+
+    model, tok = load_base(tiny_base)
+    combine((model, tok), [lib / "X", lib / "Y"], "ties")
+    scored = evaluate(model, tok, read_jsonl(probes, required=("prompt", "gold")), 128)
+    assert sum(c["gold"] for c in sorted_t.values()) == scored.correct
+    capsys.readouterr()
     # a merge: no router, routing skipped and said so
     parts = ["--parts", "routing,geometry"]
     assert run_cli([*args, "--method", "ties", *parts, "--out", str(tmp_path / "t")], monkeypatch) == 0
@@ -737,6 +752,7 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
 ) -> None:
     from rich.console import Console
 
+    from loralab.experiments.plan import stale_diagnostics, stored_rows
     from loralab.experiments.runner import run
     from loralab.experiments.spec import load_spec
     from loralab.report.build import build_report
@@ -753,7 +769,8 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     uniform = json.loads(
         (plan.workdir / "diagnostics" / by_method["uniform"].key / "diagnostics.json").read_text()
     )
-    assert arrow["parts"] == ["routing", "geometry"] and arrow["strength"] == {"skipped": "not asked for"}
+    assert arrow["parts"] == ["routing", "geometry", "answers"]
+    assert arrow["strength"] == {"skipped": "not asked for"}
     # probes: 8 CoT two-hop questions and 8 + 8 one-hop (retention) ones, owned by A->B and B->C
     assert (
         arrow["probes"]["n"] == 24
@@ -764,10 +781,18 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
     assert "skipped" in uniform["routing"] and "summary" in uniform["geometry"]
     assert any("does not compose" in label for label in arrow["verdict"]["labels"])
     assert arrow["version"] == VERSION
+    # whose answers, from the cell's own outputs: 8 questions per owner, the two-hop ones owned by no expert;
+    # the gold column is the cell's own scoring of those rows
+    stored_correct = sum(bool(r["correct"]) for r in stored_rows(plan, by_method["arrow"]))
+    for cell in (arrow, uniform):
+        by_owner = cell["answers"]["by_owner"]
+        assert sorted(by_owner) == sorted([*cell["experts"], "(ac_cot)"])
+        assert all(c["n"] == 8 for c in by_owner.values())
+        assert set(by_owner["(ac_cot)"]) == {"n", "gold", "own", *cell["experts"], "other"}
+    assert sum(c["gold"] for c in arrow["answers"]["by_owner"].values()) == stored_correct
+    assert ("crosstalk" in arrow["verdict"]["scores"]) and 0 <= arrow["verdict"]["scores"]["crosstalk"] <= 1
     # a resumed run redoes, from the stored outputs, the diagnostics that are missing or older than this
     # loralab (an older file has no version), and evaluates nothing again
-    from loralab.experiments.plan import stale_diagnostics, stored_rows
-
     folder = plan.workdir / "diagnostics"
     old = {k: v for k, v in arrow.items() if k != "version"}
     (folder / by_method["arrow"].key / "diagnostics.json").write_text(
@@ -902,6 +927,30 @@ def test_answers_are_sorted_by_whose_answer_they_name(tmp_path: Path) -> None:
     alien = Expert("alien", tmp_path / "alien", 1, 1.0, {}, {}, {})
     found = vocabularies([e, alien], {0: [{"gold": "Di"}], 1: [{"gold": "Ed"}, {"prompt": "no gold"}]})
     assert found == {"hop1": {"Bo", "Cy", "Di"}, "alien": {"Ed"}}
+
+
+def test_the_crosstalk_label_and_score() -> None:
+    """The verdict's whose-answers label: the largest share of an owned expert's probes answered with another
+    expert's answers, labelled from 0.25, scored below it; unowned questions and owners with < 4 probes
+    do not count."""
+
+    def diag(by_owner: dict[str, dict[str, int]]) -> dict[str, Any]:
+        return {"experts": ["hop1", "hop2"], "answers": {"by_owner": by_owner}}
+
+    row = {"n": 16, "gold": 1, "own": 0, "hop1": 8, "other": 7}
+    unowned = {"n": 16, "gold": 0, "own": 0, "hop1": 16, "hop2": 0, "other": 0}
+    v = verdict(diag({"hop2": row, "(ac_cot)": unowned}))
+    assert "answers hop2's questions with hop1's answers (0.50, 8 of 16)" in v["labels"]
+    assert v["scores"]["crosstalk"] == 0.5
+    v = verdict(diag({"hop2": {**row, "hop1": 3, "other": 12}}))  # 3 of 16: scored, not labelled
+    assert v["scores"]["crosstalk"] == 3 / 16 and not any("answers hop2" in x for x in v["labels"])
+    v = verdict(diag({"hop2": {"n": 3, "gold": 0, "own": 0, "hop1": 3, "other": 0}}))  # too few probes
+    assert "crosstalk" not in v["scores"] and v["labels"] == []
+    v = verdict(diag({"hop2": {**row, "hop1": 0, "other": 15}}))
+    assert v["scores"]["crosstalk"] == 0.0
+    assert (
+        "crosstalk" not in verdict({"experts": ["hop1"], "answers": {"skipped": "not asked for"}})["scores"]
+    )
 
 
 def test_audit_probes_come_from_the_experts_held_out_data(twohop_dir: Path) -> None:

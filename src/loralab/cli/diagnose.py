@@ -185,7 +185,7 @@ def print_audit(result: dict[str, Any]) -> None:
     curves and margins, whose answers, geometry per pair."""
     from rich.table import Table
 
-    from loralab.diagnose.audit import answer_rows
+    from loralab.diagnose.answers import answer_rows
 
     names = result["experts"]
     table = Table(title="each expert on its own probes")

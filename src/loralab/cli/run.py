@@ -219,7 +219,8 @@ def run_cmd(
     diagnostics: Annotated[
         str,
         typer.Option(
-            help="per cell: cheap (routing, geometry), full (+ strength, attribution) or none; stored cells "
+            help="per cell: cheap (routing, geometry, whose answers), full (+ strength, attribution) or none; "
+            "stored cells "
             "lacking them, or diagnosed by an older loralab, are diagnosed from their outputs"
         ),
     ] = "cheap",

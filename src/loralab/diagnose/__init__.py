@@ -18,16 +18,18 @@ _EXPORTS = {
     "write_audit": "loralab.diagnose.audit",
 }
 __all__ = [*_EXPORTS, "CHEAP", "DIAGNOSTICS", "PARTS", "VERSION"]
-PARTS = ("routing", "geometry", "strength", "attribution")
+PARTS = ("routing", "geometry", "strength", "attribution", "answers")
 """The sections of diagnostics.json that measure something (plus `verdict`, computed from them)."""
 DIAGNOSTICS = "diagnostics.json"
 """The file each diagnosis writes (with diagnostics.html beside it)."""
-VERSION = 2
+VERSION = 3
 """What a run cell's diagnostics.json was measured with (its `version`; none before 2). Raised when a change
 alters what is measured, so that `loralab run` redoes the cached diagnostics of cells evaluated before it.
-2: a probe's owner is also read from the experts' training facts when their tasks tie (the bridge setups)."""
-CHEAP = ("routing", "geometry")
-"""What `loralab run` measures per cell by default (no extra generation: the cell's own outputs are traced)."""
+2: a probe's owner is also read from the experts' training facts when their tasks tie (the bridge setups).
+3: the `answers` section (whose answers the combination gives; part of the cheap diagnostics)."""
+CHEAP = ("routing", "geometry", "answers")
+"""What `loralab run` measures per cell by default (no extra generation: the cell's own outputs are traced
+and sorted)."""
 
 
 def __getattr__(name: str) -> Any:

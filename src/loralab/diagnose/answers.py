@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from loralab.evaluation.score import extract, is_correct
 from loralab.experts.library import Expert
 from loralab.worlds.jsonl import read_jsonl
 
@@ -35,7 +36,7 @@ GOLD, OWN, OTHER = "gold", "own", "other"
 
 
 def vocabularies(
-    experts: Sequence[Expert], probes: Mapping[int, Sequence[dict[str, Any]]]
+    experts: Sequence[Expert], probes: Mapping[int, Sequence[Mapping[str, Any]]]
 ) -> dict[str, set[str]]:
     """Per expert name, the answers it was trained on (its training files' `gold`) and its probes' golds."""
     out: dict[str, set[str]] = {}
@@ -95,13 +96,47 @@ def tally(
     return out
 
 
-def strongest(answers: Mapping[str, Any]) -> dict[str, Any] | None:
+def unowned(task: Any) -> str:
+    """The tally's row for questions no expert owns (a two-hop question in a library without the oracle)."""
+    return f"({task or 'unlabelled'})"
+
+
+def answer_section(
+    rows: Sequence[Mapping[str, Any]],
+    outputs: Sequence[str],
+    own: Sequence[int | None],
+    experts: Sequence[Expert],
+) -> dict[str, Any]:
+    """`diagnose`'s answers section: the combination's `outputs` to probe `rows` (owner indices `own`),
+    extracted and scored as the evaluation does, then tallied per owner; rows no expert owns are tallied under
+    "(TASK)", every expert a column there."""
+    names = [e.name for e in experts]
+    mine = {i: [r for r, o in zip(rows, own, strict=True) if o == i] for i in range(len(experts))}
+    vocab = vocabularies(experts, mine)
+    scored, owners = [], []
+    for row, text, o in zip(rows, outputs, own, strict=True):
+        fmt = str(row.get("format", "direct"))
+        got = extract(text, fmt)
+        scored.append(
+            {"prompt": row["prompt"], "extracted": got, "correct": is_correct(got, str(row["gold"]), fmt)}
+        )
+        owners.append(names[o] if o is not None else unowned(row.get("task")))
+    return {
+        "vocabulary": {n: len(v) for n, v in vocab.items()},
+        "by_owner": tally(scored, owners, Sorter(vocab), names),
+    }
+
+
+def strongest(answers: Mapping[str, Any], only: Sequence[str] | None = None) -> dict[str, Any] | None:
     """The largest share of one expert's questions answered with another expert's answers in a whole-library
     combination: {method, owner, by, share, count, n, alone} (`alone`: the share the same expert gives alone
-    on those questions, where measured); None when no such answer was given."""
+    on those questions, where measured); None when no such answer was given. `only`: the owners to consider
+    (default: all)."""
     best: dict[str, Any] | None = None
     for method, table in answers.get("library", {}).items():
         for owner, counts in table.items():
+            if only is not None and owner not in only:
+                continue
             for k, c in counts.items():
                 if k in ("n", GOLD, OWN, OTHER) or not counts["n"] or not c:
                     continue
@@ -118,3 +153,16 @@ def strongest(answers: Mapping[str, Any]) -> dict[str, Any] | None:
                         "alone": alone[k] / alone["n"] if alone and alone["n"] else None,
                     }
     return best
+
+
+def answer_rows(counts: dict[str, dict[str, int]], names: Sequence[str]) -> list[list[Any]]:
+    """Table rows (owner, n, gold, own, one share per expert, other) of one tally; "-" where the column is
+    the owner itself. Owners that are not experts (unowned questions, "(TASK)") come last."""
+    rows = []
+    for owner in [*names, *(o for o in counts if o not in names)]:
+        c = counts.get(owner)
+        if not c or not c["n"]:
+            continue
+        share = [c[k] / c["n"] if k in c else None for k in ("gold", "own", *names, "other")]
+        rows.append([owner, c["n"], *share])
+    return rows

@@ -28,7 +28,7 @@ import numpy as np
 
 from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_json
 from loralab.combination import combine, get_method
-from loralab.diagnose.answers import Sorter, strongest, tally, vocabularies
+from loralab.diagnose.answers import Sorter, answer_rows, strongest, tally, vocabularies
 from loralab.diagnose.common import make_probe
 from loralab.diagnose.geometry import geometry
 from loralab.diagnose.html import CSS, heatmap_png, margin_table, table
@@ -402,19 +402,6 @@ def _answers_reading(answers: dict[str, Any] | None, experts: int) -> list[str]:
         f"({best['count']} of {best['n']}) are answered with one of {best['by']}'s answers{alone}: "
         f"{best['by']}'s edit acts on questions that are not its own."
     ]
-
-
-def answer_rows(counts: dict[str, dict[str, int]], names: Sequence[str]) -> list[list[Any]]:
-    """Table rows (owner, n, gold, own, one share per expert, other) of one tally; "-" where the column is
-    the owner itself."""
-    rows = []
-    for owner in names:
-        c = counts.get(owner)
-        if not c or not c["n"]:
-            continue
-        share = [c[k] / c["n"] if k in c else None for k in ("gold", "own", *names, "other")]
-        rows.append([owner, c["n"], *share])
-    return rows
 
 
 def _at(curve: dict[str, Any], lam: float) -> float | None:

@@ -264,6 +264,19 @@ def _attribution(attr: dict[str, Any]) -> list[str]:
     return out
 
 
+def _answers(answers: dict[str, Any], names: Sequence[str]) -> list[str]:
+    if "skipped" in answers:
+        return [f'<p class="note">{escape(answers["skipped"])}</p>']
+    from loralab.diagnose.answers import answer_rows
+
+    return [
+        '<p class="note">Share of each owner\'s probes the combination answers with the gold, another of the '
+        "owner's answers, one of each other expert's training answers (the columns named after the experts), "
+        'or none of these; "(TASK)": questions no expert owns.</p>',
+        table(["questions of", "n", "gold", "own", *names, "other"], answer_rows(answers["by_owner"], names)),
+    ]
+
+
 def render_html(result: dict[str, Any]) -> str:
     """The page for one diagnostics result."""
     labels = result.get("verdict", {}).get("labels", [])
@@ -286,6 +299,8 @@ def render_html(result: dict[str, Any]) -> str:
         *_strength(result.get("strength", {"skipped": "-"})),
         "<h2>Attribution</h2>",
         *_attribution(result.get("attribution", {"skipped": "-"})),
+        "<h2>Whose answers</h2>",
+        *_answers(result.get("answers", {"skipped": "-"}), result["experts"]),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_json
-from loralab.combination import get_method
+from loralab.combination import combine, get_method
 from loralab.combination.registry import coerce_options
 from loralab.diagnose import DIAGNOSTICS, PARTS
+from loralab.diagnose.answers import answer_section
 from loralab.diagnose.attribution import attribution
 from loralab.diagnose.common import is_two_hop, make_probe, owners
 from loralab.diagnose.geometry import geometry
@@ -98,6 +99,18 @@ def diagnose(
         notes.append("no experts: only the base; nothing to diagnose")
     for part in PARTS:
         out[part] = {"skipped": "not asked for"} if part not in parts else {"skipped": "no experts"}
+    if loaded and "answers" in parts:
+        if spec.kind == "baseline":
+            out["answers"] = {
+                "skipped": f"{method} is a comparison row: no combination to sort the answers of"
+            }
+        else:
+            if outputs is None:  # generated once, for the routing trace too
+                model = combine((copy.deepcopy(pristine), tokenizer), loaded, method, **opts)
+                prompts = [r["prompt"] for r in rows]
+                outputs = generate(model, tokenizer, prompts, max_new_tokens(rows), batch_size, "answers")
+                del model
+            out["answers"] = answer_section(rows, outputs, own, loaded)
     if loaded and "routing" in parts:
         out["routing"] = _routing(spec, pristine, tokenizer, loaded, opts, rows, outputs, own, batch_size)
         if "skipped" in out["routing"]:

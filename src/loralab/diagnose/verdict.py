@@ -20,6 +20,9 @@ Thresholds (`THRESHOLDS`), over the probes' focus tokens (last prompt token + co
 - `no expert raises the two-hop answer (best +x nats)`: attribution on two-hop probes, all experts < 0.1;
 - `interference (NAME lowers TASK answers by x nats)`: leaving NAME out raises another task's gold log p
   by more than 0.5 nats;
+- `answers OWNER's questions with NAME's answers (x, k of n)`: among the probes an expert owns, the largest
+  share x >= 0.25 that the combination answers with another expert's training answers (`answers.py`; the
+  score `crosstalk` is that largest share, also below the threshold, over owners with at least 4 probes);
 - `prototypes alike (|cos| x)`: mean prototype |cos| >= 0.5 (Arrow cannot tell the experts apart);
   `experts cancel (delta cos x)`: mean delta cosine <= -0.5; `TIES sign conflicts (x of shared entries)`:
   mean conflict rate >= 0.4.
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from loralab.diagnose.answers import strongest
 from loralab.diagnose.common import is_two_hop
 from loralab.diagnose.strength import dilution
 
@@ -46,6 +50,8 @@ THRESHOLDS = {
     "alike_cos": 0.5,
     "cancel_cos": -0.5,
     "sign_conflict": 0.4,
+    "crosstalk": 0.25,
+    "crosstalk_min_n": 4,
 }
 UNIFORM = ("uniform", "uniform_factor", "uniform_route")
 
@@ -149,6 +155,21 @@ def _compose_labels(diag: dict[str, Any], labels: list[str], scores: dict[str, A
                 labels.append(f"interference ({name} lowers {task} answers by {-v:.2f} nats)")
 
 
+def _answers_labels(diag: dict[str, Any], labels: list[str], scores: dict[str, Any]) -> None:
+    by_owner = diag.get("answers", {}).get("by_owner") or {}
+    experts = diag.get("experts", [])
+    owned = [o for o in experts if by_owner.get(o, {}).get("n", 0) >= THRESHOLDS["crosstalk_min_n"]]
+    if not owned:
+        return
+    best = strongest({"library": {"": by_owner}}, only=owned)
+    scores["crosstalk"] = best["share"] if best else 0.0
+    if best and best["share"] >= THRESHOLDS["crosstalk"]:
+        labels.append(
+            f"answers {best['owner']}'s questions with {best['by']}'s answers ({best['share']:.2f}, "
+            f"{best['count']} of {best['n']})"
+        )
+
+
 def _geometry_labels(geometry: dict[str, Any], labels: list[str], scores: dict[str, Any]) -> None:
     s = geometry.get("summary") or {}
     for key in ("prototype_abs_cos", "delta_cos", "sign_conflict", "input_angle_mean"):
@@ -171,6 +192,8 @@ def verdict(diag: dict[str, Any]) -> dict[str, Any]:
         _routing_labels(diag["routing"], labels, scores)
     _strength_labels(diag, method, options, labels, scores)
     _compose_labels(diag, labels, scores)
+    if "by_owner" in diag.get("answers", {}):
+        _answers_labels(diag, labels, scores)
     if "summary" in diag.get("geometry", {}):
         _geometry_labels(diag["geometry"], labels, scores)
     return {"labels": labels, "scores": scores, "thresholds": dict(THRESHOLDS)}

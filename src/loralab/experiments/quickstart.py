@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from loralab.diagnose import CHEAP
 from loralab.experiments.runner import run
 from loralab.experiments.spec import load_spec
 from loralab.report.build import RunReport, build_report, write_report
@@ -26,7 +27,7 @@ def quickstart(
     scale: str | None = None,
     console: Console | None = None,
     probe: bool = True,
-    diagnostics: tuple[str, ...] = ("routing", "geometry"),
+    diagnostics: tuple[str, ...] = CHEAP,
 ) -> RunReport:
     """Run (or resume) the quick-start spec at `scale` (None: the spec as written) in `workdir`,
     write its report into RUN_FOLDER/report and return it."""

@@ -31,6 +31,7 @@ from typing import Any
 from rich.console import Console
 
 from loralab.artifacts import META, provenance, read_json_object, write_json
+from loralab.diagnose import CHEAP
 from loralab.errors import LoralabError, did_you_mean
 from loralab.experiments.plan import (
     CellJob,
@@ -129,7 +130,7 @@ def run(
     console: Console | None = None,
     probe: bool = True,
     spec_path: str | None = None,
-    diagnostics: Sequence[str] = ("routing", "geometry"),
+    diagnostics: Sequence[str] = CHEAP,
     overrides: Sequence[str] = (),
 ) -> Plan:
     """Run (or resume) every missing job of the spec (already resized for `scale`, which names the run

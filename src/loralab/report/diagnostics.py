@@ -20,6 +20,7 @@ SCORES = (
     ("answer_owner_top1", "answer owner top-1"),
     ("entropy_ratio", "entropy / ln E"),
     ("dilution_ratio", "dilution ratio"),
+    ("crosstalk", "crosstalk"),
     ("prototype_abs_cos", "prototype |cos|"),
     ("delta_cos", "delta cos"),
     ("sign_conflict", "sign conflict"),
