@@ -393,14 +393,14 @@ def _answers_reading(answers: dict[str, Any] | None, experts: int) -> list[str]:
     if best is None:
         return ["No whole-library combination answers an expert's questions with another expert's answers."]
     alone = (
-        f"; alone, {best['by']} gives one of its answers to {best['alone']:.2f} of them"
+        f" (alone, {best['by']} gives one of its answers to {best['alone']:.2f} of them)"
         if best["alone"] is not None
         else ""
     )
     return [
         f"Under {best['method']} with all {experts} experts, {best['share']:.2f} of {best['owner']}'s questions "
-        f"({best['count']} of {best['n']}) are answered with one of {best['by']}'s answers{alone}: "
-        f"{best['by']}'s edit acts on questions that are not its own."
+        f"({best['count']} of {best['n']}) are answered with one of {best['by']}'s answers{alone}: in the "
+        f"combination, {best['by']}'s edit answers questions that are not its own."
     ]
 
 
