@@ -60,15 +60,13 @@ def diagnose_cmd(
         typer.Option(help="base preset or local HF model folder (default: the base the experts record)"),
     ] = None,
     opt: Annotated[list[str] | None, typer.Option(help="method option key=value; repeatable")] = None,
-    parts: Annotated[
-        str, typer.Option(help="comma-separated: routing, geometry, strength, attribution")
-    ] = ",".join(PARTS),
+    parts: Annotated[str, typer.Option(help=f"comma-separated: {', '.join(PARTS)}")] = ",".join(PARTS),
     probes: Annotated[int, typer.Option(help="use the first N rows of --data")] = 32,
     density: Annotated[float, typer.Option(help="TIES density for the sign-conflict rate")] = 0.2,
     overwrite: bool = False,
 ) -> None:
     """Explain a combination: routing traces and accuracy, library geometry, strength curves, leave-one-out
-    attribution and a verdict, written as diagnostics.json and diagnostics.html.
+    attribution, whose answers it gives, and a verdict, written as diagnostics.json and diagnostics.html.
 
     Example: loralab diagnose --expert lib/A-B --expert lib/B-C --method arrow --data DS/ab.test.jsonl --out d
     """
