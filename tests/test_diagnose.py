@@ -678,9 +678,9 @@ def test_cli_audit(
     for method in ("uniform", "arrow"):
         for owner, c in answers["library"][method].items():
             other = "Y" if owner == "X" else "X"
-            assert c["n"] == 2 and set(c) == {"n", "gold", "own", other, "other"}
+            assert c["n"] == 2 and set(c["experts"]) == {other}
             assert c["gold"] / c["n"] == out["library"][method]["accuracy"][owner]
-            assert c["gold"] + c["own"] + c[other] + c["other"] == c["n"]  # one other expert: no sharing
+            assert c["gold"] + c["own"] + c["experts"][other] + c["other"] == c["n"]  # one other: no sharing
     assert "whose answers" in printed and "Whose answers" in (tmp_path / "a" / "audit.html").read_text()
     best = strongest(answers)
     said = (
@@ -788,7 +788,7 @@ def test_run_diagnoses_each_cell_and_the_report_shows_it(
         by_owner = cell["answers"]["by_owner"]
         assert sorted(by_owner) == sorted([*cell["experts"], "(ac_cot)"])
         assert all(c["n"] == 8 for c in by_owner.values())
-        assert set(by_owner["(ac_cot)"]) == {"n", "gold", "own", *cell["experts"], "other"}
+        assert set(by_owner["(ac_cot)"]["experts"]) == set(cell["experts"])
     assert sum(c["gold"] for c in arrow["answers"]["by_owner"].values()) == stored_correct
     assert ("crosstalk" in arrow["verdict"]["scores"]) and 0 <= arrow["verdict"]["scores"]["crosstalk"] <= 1
     # a resumed run redoes, from the stored outputs, the diagnostics that are missing or older than this
@@ -894,33 +894,37 @@ def test_answers_are_sorted_by_whose_answer_they_name(tmp_path: Path) -> None:
     where, who = "Where was Kruthaisle born?", "Who is Bo's spouse?"
     cases = [
         # the question's own subject is one of hop1's answers: skipped, the next name counts
-        ("hop2", where, "Kruthaisle was born in Ann", False, ["hop1"]),
-        ("hop2", where, "Kruthaisle was born in Paris", False, ["own"]),
-        ("hop2", where, "Paris or Ann", False, ["own"]),  # the first name counts
-        ("hop1", who, "Bo's spouse is ATHENS.", False, ["hop2", "oracle"]),  # shared: both credited
-        ("hop1", who, "Annapolis", False, ["other"]),  # whole words only
-        ("hop2", where, "", False, ["other"]),
-        ("hop2", where, "Rome", True, ["gold"]),  # scored correct: gold, whatever it names
-        ("oracle", where, "Kruthaisle", False, ["other"]),  # only the subject: nothing else named
+        ("hop2", where, "Kruthaisle was born in Ann", False, ("expert", ["hop1"])),
+        ("hop2", where, "Kruthaisle was born in Paris", False, ("own", [])),
+        ("hop2", where, "Paris or Ann", False, ("own", [])),  # the first name counts
+        ("hop1", who, "Bo's spouse is ATHENS.", False, ("expert", ["hop2", "oracle"])),  # shared: both
+        ("hop1", who, "Annapolis", False, ("other", [])),  # whole words only
+        ("hop2", where, "", False, ("other", [])),
+        ("hop2", where, "Rome", True, ("gold", [])),  # scored correct: gold, whatever it names
+        ("oracle", where, "Kruthaisle", False, ("other", [])),  # only the subject: nothing else named
     ]
     for owner, prompt, said, correct, want in cases:
         assert sorter.sort({"prompt": prompt, "extracted": said, "correct": correct}, owner) == want, said
     rows = [{"prompt": c[1], "extracted": c[2], "correct": c[3]} for c in cases]
     counts = tally(rows, [c[0] for c in cases], sorter, ["hop1", "hop2", "oracle"])
-    assert counts["hop2"] == {"n": 5, "gold": 1, "own": 2, "hop1": 1, "oracle": 0, "other": 1}
-    assert counts["hop1"] == {"n": 2, "gold": 0, "own": 0, "hop2": 1, "oracle": 1, "other": 1}
-    assert counts["oracle"] == {"n": 1, "gold": 0, "own": 0, "hop1": 0, "hop2": 0, "other": 1}
+    assert counts["hop2"] == {"n": 5, "gold": 1, "own": 2, "other": 1, "experts": {"hop1": 1, "oracle": 0}}
+    assert counts["hop1"] == {"n": 2, "gold": 0, "own": 0, "other": 1, "experts": {"hop2": 1, "oracle": 1}}
+    assert counts["oracle"] == {"n": 1, "gold": 0, "own": 0, "other": 1, "experts": {"hop1": 0, "hop2": 0}}
+    # an expert named like a category stays a column of its own
+    named = tally(rows[:1], ["hop2"], Sorter({"other": {"Ann"}, "hop2": {"Paris"}}), ["other", "hop2"])
+    assert named["hop2"] == {"n": 1, "gold": 0, "own": 0, "other": 0, "experts": {"other": 1}}
     # the strongest crosstalk of the whole-library tallies, with the same expert's share alone
-    alone = {"hop1": {"hop2": {"n": 4, "gold": 0, "own": 0, "hop1": 3, "oracle": 0, "other": 1}}}
+    alone = {"hop1": {"hop2": {"n": 4, "gold": 0, "own": 0, "other": 1, "experts": {"hop1": 3, "oracle": 0}}}}
     best = strongest({"library": {"uniform": counts}, "alone": alone})
     assert best is not None
     assert (best["owner"], best["by"], best["count"], best["n"]) == ("hop1", "hop2", 1, 2)
     assert best["share"] == 0.5 and best["alone"] is None  # hop2 alone on hop1's questions: not measured
-    counts["hop2"]["hop1"] = 3  # now 3 of hop2's 5 questions get hop1's answers
+    counts["hop2"]["experts"]["hop1"] = 3  # now 3 of hop2's 5 questions get hop1's answers
     best = strongest({"library": {"arrow": counts}, "alone": alone})
     assert best is not None and (best["method"], best["owner"], best["by"]) == ("arrow", "hop2", "hop1")
     assert best["share"] == 0.6 and best["alone"] == 0.75
-    assert strongest({"library": {"uniform": {"hop1": {"n": 2, "gold": 2, "own": 0, "other": 0}}}}) is None
+    only_gold = {"hop1": {"n": 2, "gold": 2, "own": 0, "other": 0, "experts": {"hop2": 0}}}
+    assert strongest({"library": {"uniform": only_gold}}) is None
     # the vocabulary: the training files' golds (from meta.json) and the probes' golds
     write_jsonl(tmp_path / "ab.train.jsonl", [{"prompt": "p", "gold": "Bo "}, {"prompt": "q", "gold": "Cy"}])
     e = Expert("hop1", tmp_path / "hop1", 1, 1.0, {}, {}, {"data": [str(tmp_path / "ab.train.jsonl")]})
@@ -937,16 +941,16 @@ def test_the_crosstalk_label_and_score() -> None:
     def diag(by_owner: dict[str, dict[str, int]]) -> dict[str, Any]:
         return {"experts": ["hop1", "hop2"], "answers": {"by_owner": by_owner}}
 
-    row = {"n": 16, "gold": 1, "own": 0, "hop1": 8, "other": 7}
-    unowned = {"n": 16, "gold": 0, "own": 0, "hop1": 16, "hop2": 0, "other": 0}
+    row = {"n": 16, "gold": 1, "own": 0, "other": 7, "experts": {"hop1": 8}}
+    unowned = {"n": 16, "gold": 0, "own": 0, "other": 0, "experts": {"hop1": 16, "hop2": 0}}
     v = verdict(diag({"hop2": row, "(ac_cot)": unowned}))
     assert "answers hop2's questions with hop1's answers (0.50, 8 of 16)" in v["labels"]
     assert v["scores"]["crosstalk"] == 0.5
-    v = verdict(diag({"hop2": {**row, "hop1": 3, "other": 12}}))  # 3 of 16: scored, not labelled
+    v = verdict(diag({"hop2": {**row, "experts": {"hop1": 3}, "other": 12}}))  # 3 of 16: scored, not labelled
     assert v["scores"]["crosstalk"] == 3 / 16 and not any("answers hop2" in x for x in v["labels"])
-    v = verdict(diag({"hop2": {"n": 3, "gold": 0, "own": 0, "hop1": 3, "other": 0}}))  # too few probes
+    v = verdict(diag({"hop2": {"n": 3, "gold": 0, "own": 0, "other": 0, "experts": {"hop1": 3}}}))  # too few
     assert "crosstalk" not in v["scores"] and v["labels"] == []
-    v = verdict(diag({"hop2": {**row, "hop1": 0, "other": 15}}))
+    v = verdict(diag({"hop2": {**row, "experts": {"hop1": 0}, "other": 15}}))
     assert v["scores"]["crosstalk"] == 0.0
     assert (
         "crosstalk" not in verdict({"experts": ["hop1"], "answers": {"skipped": "not asked for"}})["scores"]

@@ -183,7 +183,7 @@ def print_audit(result: dict[str, Any]) -> None:
     curves and margins, whose answers, geometry per pair."""
     from rich.table import Table
 
-    from loralab.diagnose.answers import answer_rows
+    from loralab.diagnose.answers import answer_rows, share
 
     names = result["experts"]
     table = Table(title="each expert on its own probes")
@@ -234,7 +234,7 @@ def print_audit(result: dict[str, Any]) -> None:
             table.add_column(col)
         for e in names:
             if e in alone:
-                shares = [c[e] / c["n"] if (c := alone[e].get(o)) and c["n"] else None for o in names]
+                shares = [share(alone[e].get(o), e) for o in names]
                 table.add_row(e, *(_cell(v) for v in shares))
         console.print(table)
     table = Table(title="geometry (mean over modules)")

@@ -12,8 +12,8 @@ meta.json lists) and of its probe rows. An answer the model gives to a question 
 
 - `gold`: scored correct, as the evaluation scores it;
 - `own`: it names another of `o`'s answers (the relation's kind of answer, the wrong fact);
-- one column per other expert `k`: it names one of `k`'s answers and none of `o`'s (when two other experts
-  share that answer, both are credited, so these columns may sum above the wrong answers);
+- `experts[k]`, per other expert `k`: it names one of `k`'s answers and none of `o`'s (when two other
+  experts share that answer, both are credited, so these counts may sum above the wrong answers);
 - `other`: none of these (a name no expert was trained to answer, or nothing).
 
 Only the model's extracted answer counts (after "Therefore, the answer is" for CoT, the first line for a
@@ -32,7 +32,7 @@ from loralab.evaluation.score import extract, is_correct
 from loralab.experts.library import Expert
 from loralab.worlds.jsonl import read_jsonl
 
-GOLD, OWN, OTHER = "gold", "own", "other"
+GOLD, OWN, EXPERT, OTHER = "gold", "own", "expert", "other"
 
 
 def vocabularies(
@@ -64,10 +64,11 @@ class Sorter:
         self.vocab = {k: {n.lower() for n in v} for k, v in vocab.items()}
         self.pattern = _pattern({n for v in vocab.values() for n in v})
 
-    def sort(self, row: Mapping[str, Any], owner: str) -> list[str]:
-        """The categories one evaluated row (`prompt`, `extracted`, `correct`) falls in, for owner `owner`."""
+    def sort(self, row: Mapping[str, Any], owner: str) -> tuple[str, list[str]]:
+        """Where one evaluated row (`prompt`, `extracted`, `correct`) of owner `owner` falls: ("gold", []),
+        ("own", []), ("expert", the other experts whose answer it names) or ("other", [])."""
         if row.get("correct"):
-            return [GOLD]
+            return GOLD, []
         if self.pattern is not None:
             prompt = str(row.get("prompt", "")).lower()
             for m in self.pattern.finditer(str(row.get("extracted") or "")):
@@ -75,25 +76,36 @@ class Sorter:
                 if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", prompt):
                     continue  # the question's own subject
                 if name in self.vocab.get(owner, set()):
-                    return [OWN]
-                return [k for k, v in self.vocab.items() if k != owner and name in v]
-        return [OTHER]
+                    return OWN, []
+                return EXPERT, [k for k, v in self.vocab.items() if k != owner and name in v]
+        return OTHER, []
 
 
 def tally(
     rows: Sequence[Mapping[str, Any]], owners: Sequence[str], sorter: Sorter, experts: Sequence[str]
-) -> dict[str, dict[str, int]]:
-    """Per owner (the expert whose question it is): `n` and the count of answers in each category
-    (gold, own, each other expert, other), zeros included."""
-    out: dict[str, dict[str, int]] = {}
+) -> dict[str, dict[str, Any]]:
+    """Per owner (the expert whose question it is): `n`, the counts of `gold`, `own` and `other` answers, and
+    under `experts` the count per other expert of answers naming one of its answers, zeros included."""
+    out: dict[str, dict[str, Any]] = {}
     for row, owner in zip(rows, owners, strict=True):
         counts = out.setdefault(
-            owner, {"n": 0, GOLD: 0, OWN: 0, **{k: 0 for k in experts if k != owner}, OTHER: 0}
+            owner, {"n": 0, GOLD: 0, OWN: 0, OTHER: 0, "experts": {k: 0 for k in experts if k != owner}}
         )
         counts["n"] += 1
-        for cat in sorter.sort(row, owner):
+        cat, by = sorter.sort(row, owner)
+        if cat == EXPERT:
+            for k in by:
+                counts["experts"][k] += 1
+        else:
             counts[cat] += 1
     return out
+
+
+def share(counts: Mapping[str, Any] | None, expert: str) -> float | None:
+    """The share of a tally row's questions answered with `expert`'s answers (None: no such row or column)."""
+    if not counts or not counts.get("n") or expert not in counts.get("experts", {}):
+        return None
+    return float(counts["experts"][expert] / counts["n"])
 
 
 def unowned(task: Any) -> str:
@@ -137,32 +149,31 @@ def strongest(answers: Mapping[str, Any], only: Sequence[str] | None = None) -> 
         for owner, counts in table.items():
             if only is not None and owner not in only:
                 continue
-            for k, c in counts.items():
-                if k in ("n", GOLD, OWN, OTHER) or not counts["n"] or not c:
+            for k, c in counts["experts"].items():
+                if not counts["n"] or not c:
                     continue
-                share = c / counts["n"]
-                if best is None or share > best["share"]:
-                    alone = answers.get("alone", {}).get(k, {}).get(owner)
+                x = c / counts["n"]
+                if best is None or x > best["share"]:
                     best = {
                         "method": method,
                         "owner": owner,
                         "by": k,
-                        "share": share,
+                        "share": x,
                         "count": c,
                         "n": counts["n"],
-                        "alone": alone[k] / alone["n"] if alone and alone["n"] else None,
+                        "alone": share(answers.get("alone", {}).get(k, {}).get(owner), k),
                     }
     return best
 
 
-def answer_rows(counts: dict[str, dict[str, int]], names: Sequence[str]) -> list[list[Any]]:
-    """Table rows (owner, n, gold, own, one share per expert, other) of one tally; "-" where the column is
+def answer_rows(counts: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
+    """Table rows (owner, n, gold, own, one share per expert, other) of one tally; None where the column is
     the owner itself. Owners that are not experts (unowned questions, "(TASK)") come last."""
     rows = []
     for owner in [*names, *(o for o in counts if o not in names)]:
         c = counts.get(owner)
         if not c or not c["n"]:
             continue
-        share = [c[k] / c["n"] if k in c else None for k in ("gold", "own", *names, "other")]
-        rows.append([owner, c["n"], *share])
+        n = c["n"]
+        rows.append([owner, n, c[GOLD] / n, c[OWN] / n, *(share(c, k) for k in names), c[OTHER] / n])
     return rows

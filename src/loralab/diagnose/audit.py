@@ -28,7 +28,7 @@ import numpy as np
 
 from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_json
 from loralab.combination import combine, get_method
-from loralab.diagnose.answers import Sorter, answer_rows, strongest, tally, vocabularies
+from loralab.diagnose.answers import Sorter, answer_rows, share, strongest, tally, vocabularies
 from loralab.diagnose.common import make_probe
 from loralab.diagnose.geometry import geometry
 from loralab.diagnose.html import CSS, heatmap_png, margin_table, table
@@ -245,7 +245,7 @@ def _alone_on_others(
     probes: dict[int, list[dict[str, Any]]],
     sorter: Sorter,
     batch: int,
-) -> dict[str, dict[str, dict[str, int]]]:
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Per expert, alone at full strength on every other expert's probes: its answers sorted per owner."""
     names = [e.name for e in experts]
     out = {}
@@ -270,7 +270,7 @@ def _whole(
     method: str,
     batch: int,
     sorter: Sorter,
-) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     names = [e.name for e in experts]
     rows = [r for i in sorted(probes) for r in probes[i]]
     model = combine((copy.deepcopy(pristine), tokenizer), experts, method)
@@ -471,11 +471,7 @@ def render_audit(result: dict[str, Any]) -> str:
         parts.append(
             table(
                 ["expert \\ questions of", *names],
-                [
-                    [e, *(c[e] / c["n"] if (c := alone[e].get(o)) and c["n"] else None for o in names)]
-                    for e in names
-                    if e in alone
-                ],
+                [[e, *(share(alone[e].get(o), e) for o in names)] for e in names if e in alone],
             )
         )
     pairs = result["geometry"]["pairs"]
