@@ -183,7 +183,7 @@ def print_audit(result: dict[str, Any]) -> None:
     curves and margins, whose answers, geometry per pair."""
     from rich.table import Table
 
-    from loralab.diagnose.answers import answer_rows, share
+    from loralab.diagnose.answers import alone_rows, answer_header, answer_rows
 
     names = result["experts"]
     table = Table(title="each expert on its own probes")
@@ -222,7 +222,7 @@ def print_audit(result: dict[str, Any]) -> None:
     answers = result.get("answers") or {}
     for method, counts in answers.get("library", {}).items():
         table = Table(title=f"{method}, all experts: whose answers (share of each expert's probes)")
-        for col in ("questions of", "n", "gold", "own", *names, "other"):
+        for col in answer_header(names):
             table.add_column(col)
         for row in answer_rows(counts, names):
             table.add_row(row[0], str(row[1]), *(_cell(v) for v in row[2:]))
@@ -232,10 +232,8 @@ def print_audit(result: dict[str, Any]) -> None:
         table = Table(title="each expert alone on the others' probes: share answered with its own answers")
         for col in ("expert \\ questions of", *names):
             table.add_column(col)
-        for e in names:
-            if e in alone:
-                shares = [share(alone[e].get(o), e) for o in names]
-                table.add_row(e, *(_cell(v) for v in shares))
+        for row in alone_rows(alone, names):
+            table.add_row(row[0], *(_cell(v) for v in row[1:]))
         console.print(table)
     table = Table(title="geometry (mean over modules)")
     for col in ("pair", "prototype |cos|", "delta cos", "input angle (deg)", "sign conflict"):

@@ -177,3 +177,14 @@ def answer_rows(counts: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -
         n = c["n"]
         rows.append([owner, n, c[GOLD] / n, c[OWN] / n, *(share(c, k) for k in names), c[OTHER] / n])
     return rows
+
+
+def answer_header(names: Sequence[str]) -> list[str]:
+    """The columns of `answer_rows`."""
+    return ["questions of", "n", "gold", "own", *names, "other"]
+
+
+def alone_rows(alone: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
+    """Rows (expert, then per owner the share of that owner's probes the expert alone answers with its own
+    answers; None on the diagonal) of the audit's alone-on-the-others'-probes table."""
+    return [[e, *(share(alone[e].get(o), e) for o in names)] for e in names if e in alone]

@@ -28,7 +28,15 @@ import numpy as np
 
 from loralab.artifacts import atomic_dir, check_replaceable, provenance, write_json
 from loralab.combination import combine, get_method
-from loralab.diagnose.answers import Sorter, answer_rows, share, strongest, tally, vocabularies
+from loralab.diagnose.answers import (
+    Sorter,
+    alone_rows,
+    answer_header,
+    answer_rows,
+    strongest,
+    tally,
+    vocabularies,
+)
 from loralab.diagnose.common import make_probe
 from loralab.diagnose.geometry import geometry
 from loralab.diagnose.html import CSS, heatmap_png, margin_table, table
@@ -454,26 +462,7 @@ def render_audit(result: dict[str, Any]) -> str:
         )
     )
     parts += margin_table(result["strength"])
-    answers = result.get("answers") or {}
-    if answers.get("library"):
-        parts.append("<h2>Whose answers</h2>")
-        parts.append(
-            "<p class=\"note\">Share of each expert's probes answered with the gold, another of the owner's "
-            "answers, one of each other expert's answers (the columns named after the experts), or none of "
-            "these (answers.py says how they are sorted).</p>"
-        )
-        header = ["questions of", "n", "gold", "own", *names, "other"]
-        for method, counts in answers["library"].items():
-            parts.append(f"<h3>{escape(method)}, all experts</h3>")
-            parts.append(table(header, answer_rows(counts, names)))
-        alone = answers.get("alone") or {}
-        parts.append("<h3>Each expert alone on the others' probes: share answered with its answers</h3>")
-        parts.append(
-            table(
-                ["expert \\ questions of", *names],
-                [[e, *(share(alone[e].get(o), e) for o in names)] for e in names if e in alone],
-            )
-        )
+    parts += _answers_html(result.get("answers") or {}, names)
     pairs = result["geometry"]["pairs"]
     parts.append("<h2>Geometry</h2>")
     parts.append(
@@ -492,6 +481,24 @@ def render_audit(result: dict[str, Any]) -> str:
         )
     )
     return "\n".join([*parts, "</body></html>"]) + "\n"
+
+
+def _answers_html(answers: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """The audit page's whose-answers section (none when the audit has no whole-library answers)."""
+    if not answers.get("library"):
+        return []
+    parts = [
+        "<h2>Whose answers</h2>",
+        "<p class=\"note\">Share of each expert's probes answered with the gold, another of the owner's "
+        "answers, one of each other expert's answers (the columns named after the experts), or none of "
+        "these (answers.py says how they are sorted).</p>",
+    ]
+    for method, counts in answers["library"].items():
+        parts.append(f"<h3>{escape(method)}, all experts</h3>")
+        parts.append(table(answer_header(names), answer_rows(counts, names)))
+    parts.append("<h3>Each expert alone on the others' probes: share answered with its answers</h3>")
+    parts.append(table(["expert \\ questions of", *names], alone_rows(answers.get("alone") or {}, names)))
+    return parts
 
 
 def write_audit(result: dict[str, Any], out: Path | str, overwrite: bool = False) -> Path:

@@ -267,13 +267,13 @@ def _attribution(attr: dict[str, Any]) -> list[str]:
 def _answers(answers: dict[str, Any], names: Sequence[str]) -> list[str]:
     if "skipped" in answers:
         return [f'<p class="note">{escape(answers["skipped"])}</p>']
-    from loralab.diagnose.answers import answer_rows
+    from loralab.diagnose.answers import answer_header, answer_rows
 
     return [
         '<p class="note">Share of each owner\'s probes the combination answers with the gold, another of the '
         "owner's answers, one of each other expert's training answers (the columns named after the experts), "
         'or none of these; "(TASK)": questions no expert owns.</p>',
-        table(["questions of", "n", "gold", "own", *names, "other"], answer_rows(answers["by_owner"], names)),
+        table(answer_header(names), answer_rows(answers["by_owner"], names)),
     ]
 
 
